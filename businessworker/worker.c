@@ -1,0 +1,338 @@
+/* worker.c - the business worker: events from gateways in, module callbacks, and
+ * the session write-back.
+ *
+ * Sessions: an event carries the client's session as its gateway has it, and the
+ * number of this worker's write-backs for that client the gateway had applied when
+ * it sent the event (frame `req`). After a callback changed the session, the
+ * worker sends the change as a merge patch (counted write-back) and remembers it
+ * until an event shows the gateway applied it. A later event that was sent before
+ * the patch arrived gets the remembered patches applied on top, so a change made
+ * in one callback is visible to the client's next event, in order.
+ */
+#include "businessworker/worker_int.h"
+#include "common/alloc.h"
+#include "common/clientid.h"
+#include "common/log.h"
+#include "common/proc.h"
+#include "common/proto.h"
+#include "common/session.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <string.h>
+
+gw_worker *gw_worker_self;
+
+static const char *const proto_names[] = {"websocket", "text", "frame"};
+
+/* ---- session overlay ---- */
+
+static void pending_free(sess_pending *p)
+{
+    if (p) {
+        json_decref(p->patches);
+        gw_free(p);
+    }
+}
+
+/* Forgets patches the gateway has applied (seq <= applied). */
+static void pending_trim(gw_worker *w, const char *id, uint32_t applied)
+{
+    sess_pending *p = smap_get(&w->pending, id, 20);
+    if (p == NULL)
+        return;
+    if (applied + 1 < p->first_seq) {
+        /* The gateway's count restarted (the client was re-bound): stale. */
+        pending_free(smap_del(&w->pending, id, 20));
+        return;
+    }
+    while (json_array_size(p->patches) > 0 && p->first_seq <= applied) {
+        json_array_remove(p->patches, 0);
+        p->first_seq++;
+    }
+    if (json_array_size(p->patches) == 0)
+        pending_free(smap_del(&w->pending, id, 20));
+}
+
+json_t *gw_session(void)
+{
+    gw_worker *w = gw_worker_self;
+    if (w == NULL || !w->ev.active)
+        return NULL;
+    ev_ctx *e = &w->ev;
+    if (e->session)
+        return e->session;
+    e->session = session_parse(e->sess_text, e->sess_len);
+    if (e->session == NULL) {
+        LOG_RL(GW_LOG_WARN, "GW-SESSION", "client %s: session is not a JSON object; starting empty",
+               e->client_id);
+        e->session = json_object();
+        if (e->session == NULL)
+            return NULL;
+    }
+    sess_pending *p = smap_get(&w->pending, e->client_id, 20);
+    if (p) {
+        size_t i;
+        json_t *patch;
+        json_array_foreach(p->patches, i, patch) session_merge(&e->session, patch);
+    }
+    e->session_orig = json_deep_copy(e->session);
+    return e->session;
+}
+
+static void write_back_session(gw_worker *w)
+{
+    ev_ctx *e = &w->ev;
+    if (e->session == NULL || e->session_orig == NULL || e->cmd == GWP_EV_CLOSE)
+        return;
+    if (json_equal(e->session, e->session_orig))
+        return;
+    if (!json_is_object(e->session)) {
+        LOG_RL(GW_LOG_WARN, "GW-SESSION", "client %s: session replaced by a non-object; ignored",
+               e->client_id);
+        return;
+    }
+    json_t *patch = session_diff(e->session_orig, e->session);
+    char *text = patch ? json_dumps(patch, JSON_COMPACT) : NULL;
+    if (text == NULL) {
+        json_decref(patch);
+        return;
+    }
+    gwp_frame f = {.cmd = GWP_CMD_UPDATE_SESSION,
+                   .flags = WIRE_F_SEQ,
+                   .conn = e->conn,
+                   .a = (const uint8_t *)text,
+                   .a_len = strlen(text)};
+    int rc = api_send_frame(w, e->gateway, &f);
+    gw_free(text);
+    if (rc != 0) {
+        json_decref(patch);
+        return;
+    }
+    w->stats.session_writes++;
+    sess_pending *p = smap_get(&w->pending, e->client_id, 20);
+    if (p == NULL) {
+        p = gw_calloc(1, sizeof *p);
+        if (p == NULL || (p->patches = json_array()) == NULL ||
+            smap_put(&w->pending, e->client_id, 20, p, NULL) < 0) {
+            pending_free(p);
+            json_decref(patch);
+            return;
+        }
+        p->sent = e->applied;
+        p->first_seq = e->applied + 1;
+    }
+    json_array_append_new(p->patches, patch);
+    p->sent++;
+}
+
+/* ---- events ---- */
+
+static void run_event(gw_worker *w, const gwp_sender *from, const gwp_frame *f)
+{
+    ev_ctx *e = &w->ev;
+    memset(e, 0, sizeof *e);
+    if (wire_info_load(f->a, f->a_len, &e->info) < 0 || e->info.proto > 2) {
+        w->stats.bad_frames++;
+        LOG_RL(GW_LOG_WARN, "GW-BAD-EVENT", "%s without a valid client block ignored",
+               gwp_cmd_name(f->cmd));
+        return;
+    }
+    /* Replies go back over the link to the gateway that sent the event, which
+     * exists even before the roster lists that gateway. */
+    e->gateway = cluster_peer_get(w->cl, from->ip, from->port, GWP_ROLE_GATEWAY);
+    if (e->gateway == NULL)
+        return;
+    gw_client_addr ca = {.ip = from->ip, .port = from->port, .conn = f->conn};
+    clientid_encode(&ca, e->client_id);
+    e->active = 1;
+    e->cmd = f->cmd;
+    e->conn = f->conn;
+    e->applied = f->req;
+    e->binary = (f->aux & WIRE_MSG_BINARY) != 0;
+    e->sess_text = f->a + WIRE_INFO_LEN;
+    e->sess_len = f->a_len - WIRE_INFO_LEN;
+    wire_info_addr(&e->info, e->remote_addr, sizeof e->remote_addr);
+    mq_format_ipv4(e->gateway_addr, sizeof e->gateway_addr, from->ip);
+    e->client = (gw_client){.client_id = e->client_id,
+                            .remote_addr = e->remote_addr,
+                            .remote_port = e->info.remote_port,
+                            .gateway_addr = e->gateway_addr,
+                            .gateway_port = e->info.gateway_port,
+                            .protocol = proto_names[e->info.proto]};
+    pending_trim(w, e->client_id, e->applied);
+    w->stats.events++;
+
+    const gw_module_fns *m = &w->mod;
+    switch (f->cmd) {
+    case GWP_EV_CONNECT:
+        if (m->on_connect)
+            m->on_connect(e->client_id);
+        break;
+    case GWP_EV_WS_CONNECT:
+        if (m->on_websocket_connect) {
+            gw_request req = {.root = json_loadb((const char *)f->b, f->b_len, 0, NULL)};
+            if (req.root == NULL || !json_is_object(req.root)) {
+                w->stats.bad_frames++;
+                json_decref(req.root);
+                req.root = json_object();
+            }
+            m->on_websocket_connect(e->client_id, &req);
+            json_decref(req.root);
+        }
+        break;
+    case GWP_EV_MESSAGE:
+        /* Text messages get a terminating NUL (not counted) for convenience;
+         * the frame's bytes are followed by the batch, so copy small ones. */
+        if (!e->binary) {
+            char stack[512];
+            char *buf = f->b_len < sizeof stack ? stack : gw_malloc(f->b_len + 1);
+            if (buf == NULL)
+                break;
+            memcpy(buf, f->b, f->b_len);
+            buf[f->b_len] = '\0';
+            m->on_message(e->client_id, buf, f->b_len);
+            if (buf != stack)
+                gw_free(buf);
+        } else {
+            m->on_message(e->client_id, (const char *)f->b, f->b_len);
+        }
+        break;
+    case GWP_EV_CLOSE:
+        if (m->on_close)
+            m->on_close(e->client_id);
+        pending_free(smap_del(&w->pending, e->client_id, 20));
+        break;
+    }
+    write_back_session(w);
+    json_decref(e->session);
+    json_decref(e->session_orig);
+    memset(e, 0, sizeof *e);
+}
+
+static void on_frame(cluster *cl, const gwp_sender *from, const gwp_frame *f, void *arg)
+{
+    gw_worker *w = arg;
+    (void)cl;
+    switch (f->cmd) {
+    case GWP_EV_CONNECT:
+    case GWP_EV_MESSAGE:
+    case GWP_EV_CLOSE:
+    case GWP_EV_WS_CONNECT:
+        if (from->role != GWP_ROLE_GATEWAY)
+            break;
+        if (!w->stopping)
+            run_event(w, from, f);
+        return;
+    case GWP_PONG:
+        return;
+    default:
+        break;
+    }
+    w->stats.bad_frames++;
+    LOG_RL(GW_LOG_WARN, "GW-BAD-CMD", "unexpected %s frame from a %s ignored",
+           gwp_cmd_name(f->cmd), roster_role_name(from->role) ? roster_role_name(from->role) : "?");
+}
+
+static void on_peer_up(cluster *cl, cluster_peer *p, void *arg)
+{
+    gw_worker *w = arg;
+    (void)cl;
+    (void)p;
+    w->stats.gateways++;
+}
+
+static void on_peer_down(cluster *cl, cluster_peer *p, void *arg)
+{
+    gw_worker *w = arg;
+    (void)cl;
+    (void)p;
+    if (w->stats.gateways)
+        w->stats.gateways--;
+}
+
+int gw_worker_start(gw_worker **out, uv_loop_t *loop, const gw_config *cfg, int index)
+{
+    *out = NULL;
+    if (gw_worker_self)
+        return -EBUSY;
+    gw_worker *w = gw_calloc(1, sizeof *w);
+    if (w == NULL)
+        return -ENOMEM;
+    w->loop = loop;
+    w->cfg = cfg;
+    w->index = index;
+    smap_init(&w->pending);
+    int rc = module_load(&w->mod, cfg->businessworker.module);
+    if (rc < 0)
+        goto fail;
+    cluster_cfg cc;
+    if ((rc = gw_proc_cluster_cfg(cfg, GWP_ROLE_WORKER, index, &cc)) < 0)
+        goto fail;
+    cluster_cbs cbs = {.on_frame = on_frame, .on_peer_up = on_peer_up, .on_peer_down = on_peer_down};
+    rc = cluster_start(&w->cl, loop, &cc, &cbs, w);
+    if (rc < 0) {
+        LOG_ERROR("GW-BIND", "worker inbox %s:%u: %s", cfg->cluster.lan_ip, cc.inbox_port,
+                  strerror(-rc));
+        goto fail;
+    }
+    gw_worker_self = w;
+    LOG_INFO("GW-START", "business worker %d (%s) started: inbox %s:%u", index,
+             cfg->businessworker.name, cfg->cluster.lan_ip, cc.inbox_port);
+    if (w->mod.on_worker_start)
+        w->mod.on_worker_start();
+    w->started = 1;
+    *out = w;
+    return 0;
+fail:
+    smap_deinit(&w->pending);
+    gw_free(w);
+    return rc;
+}
+
+static void finish(gw_worker *w)
+{
+    if (w->pending_closes > 0)
+        return;
+    void (*done)(void *) = w->done;
+    void *arg = w->done_arg;
+    size_t pos = 0;
+    const smap_entry *e;
+    while (smap_next(&w->pending, &pos, &e))
+        pending_free(e->value);
+    smap_deinit(&w->pending);
+    gw_worker_self = NULL;
+    gw_free(w);
+    if (done)
+        done(arg);
+}
+
+void worker_release(gw_worker *w)
+{
+    w->pending_closes--;
+    finish(w);
+}
+
+static void cluster_stopped(void *arg)
+{
+    worker_release(arg);
+}
+
+void gw_worker_stop(gw_worker *w, void (*done)(void *), void *arg)
+{
+    if (w->stopping)
+        return;
+    if (w->mod.on_worker_stop)
+        w->mod.on_worker_stop();
+    w->stopping = 1;
+    w->done = done;
+    w->done_arg = arg;
+    api_timers_close_all(w);
+    w->pending_closes++;
+    cluster_stop(w->cl, cluster_stopped, w);
+}
+
+const gw_worker_stats *gw_worker_get_stats(const gw_worker *w)
+{
+    return &w->stats;
+}

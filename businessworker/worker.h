@@ -1,0 +1,34 @@
+/* worker.h - a business worker process: loads the user's module and runs its
+ * callbacks for the events gateways send, carrying out its gw_* calls.
+ * Single-threaded; one worker per process (the gw_* API refers to it).
+ */
+#ifndef GW_WORKER_H
+#define GW_WORKER_H
+
+#include "common/config.h"
+
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct gw_worker gw_worker;
+
+typedef struct gw_worker_stats {
+    uint64_t events;        /* callbacks run */
+    uint64_t commands_out;  /* frames sent to gateways */
+    uint64_t send_errors;   /* gw_* calls that failed */
+    uint64_t bad_frames;    /* unexpected or malformed frames received */
+    uint64_t session_writes; /* session write-backs */
+    uint32_t gateways;
+} gw_worker_stats;
+
+/* Loads the module (refusing it with a message naming the file and the problem:
+ * missing symbol, ABI mismatch, dlopen error), binds the inbox, joins the cluster
+ * and calls on_worker_start. cfg is borrowed for the worker's life. Returns 0, or
+ * a negative errno (-ENOEXEC for a module that was refused). */
+int gw_worker_start(gw_worker **out, uv_loop_t *loop, const gw_config *cfg, int index);
+/* Calls on_worker_stop, sends what is queued, leaves the cluster; `done` runs
+ * once everything is closed. The module stays loaded until exit. Idempotent. */
+void gw_worker_stop(gw_worker *w, void (*done)(void *), void *arg);
+const gw_worker_stats *gw_worker_get_stats(const gw_worker *w);
+
+#endif
