@@ -80,6 +80,26 @@ json_t *gw_session(void)
     return e->session;
 }
 
+/* gw_set_session / gw_update_session on the current client: change the view;
+ * the write-back after the callback carries it, counted and in order. */
+static int session_hook(gw_api *a, const json_t *value, int merge)
+{
+    gw_worker *w = container_of(a, gw_worker, api);
+    if (w->ev.cmd == GWP_EV_CLOSE)
+        return GW_EREADONLY;
+    json_t *view = gw_session();
+    if (view == NULL)
+        return -ENOMEM;
+    if (merge)
+        return session_merge(&w->ev.session, value) < 0 ? -ENOMEM : 0;
+    json_t *copy = json_deep_copy(value);
+    if (copy == NULL)
+        return -ENOMEM;
+    json_decref(w->ev.session);
+    w->ev.session = copy;
+    return 0;
+}
+
 static void write_back_session(gw_worker *w)
 {
     ev_ctx *e = &w->ev;
@@ -103,7 +123,7 @@ static void write_back_session(gw_worker *w)
                    .conn = e->conn,
                    .a = (const uint8_t *)text,
                    .a_len = strlen(text)};
-    int rc = api_send_frame(w, e->gateway, &f);
+    int rc = gw_api_send(&w->api, e->gateway, &f);
     gw_free(text);
     if (rc != 0) {
         json_decref(patch);
@@ -162,6 +182,9 @@ static void run_event(gw_worker *w, const gwp_sender *from, const gwp_frame *f)
                             .protocol = proto_names[e->info.proto]};
     pending_trim(w, e->client_id, e->applied);
     w->stats.events++;
+    w->api.ev_active = 1;
+    w->api.ev_client_id = e->client_id;
+    e->verdict = 101;
 
     const gw_module_fns *m = &w->mod;
     switch (f->cmd) {
@@ -179,6 +202,14 @@ static void run_event(gw_worker *w, const gwp_sender *from, const gwp_frame *f)
             }
             m->on_websocket_connect(e->client_id, &req);
             json_decref(req.root);
+        }
+        if (f->aux & WIRE_WS_AUTH) {
+            gwp_frame v = {.cmd = GWP_CMD_WS_VERDICT,
+                           .conn = e->conn,
+                           .aux = (uint16_t)e->verdict,
+                           .b = (const uint8_t *)e->verdict_reason,
+                           .b_len = e->verdict == 101 ? 0 : strlen(e->verdict_reason)};
+            gw_api_send(&w->api, e->gateway, &v);
         }
         break;
     case GWP_EV_MESSAGE:
@@ -205,6 +236,9 @@ static void run_event(gw_worker *w, const gwp_sender *from, const gwp_frame *f)
         break;
     }
     write_back_session(w);
+    gw_api_event_end(&w->api);
+    w->api.ev_active = 0;
+    w->api.ev_client_id = NULL;
     json_decref(e->session);
     json_decref(e->session_orig);
     memset(e, 0, sizeof *e);
@@ -214,6 +248,8 @@ static void on_frame(cluster *cl, const gwp_sender *from, const gwp_frame *f, vo
 {
     gw_worker *w = arg;
     (void)cl;
+    if (gw_api_on_frame(&w->api, from, f))
+        return;
     switch (f->cmd) {
     case GWP_EV_CONNECT:
     case GWP_EV_MESSAGE:
@@ -246,7 +282,7 @@ static void on_peer_down(cluster *cl, cluster_peer *p, void *arg)
 {
     gw_worker *w = arg;
     (void)cl;
-    (void)p;
+    gw_api_on_peer_down(&w->api, p);
     if (w->stats.gateways)
         w->stats.gateways--;
 }
@@ -277,6 +313,8 @@ int gw_worker_start(gw_worker **out, uv_loop_t *loop, const gw_config *cfg, int 
         goto fail;
     }
     gw_worker_self = w;
+    gw_api_init(&w->api, loop, w->cl, cfg, 1);
+    w->api.session_hook = session_hook;
     LOG_INFO("GW-START", "business worker %d (%s) started: inbox %s:%u", index,
              cfg->businessworker.name, cfg->cluster.lan_ip, cc.inbox_port);
     if (w->mod.on_worker_start)
@@ -328,11 +366,16 @@ void gw_worker_stop(gw_worker *w, void (*done)(void *), void *arg)
     w->done = done;
     w->done_arg = arg;
     api_timers_close_all(w);
+    gw_api_deinit(&w->api);
     w->pending_closes++;
     cluster_stop(w->cl, cluster_stopped, w);
 }
 
-const gw_worker_stats *gw_worker_get_stats(const gw_worker *w)
+const gw_worker_stats *gw_worker_get_stats(gw_worker *w)
 {
+    w->stats.commands_out = w->api.stats.commands_out;
+    w->stats.send_errors = w->api.stats.send_errors;
+    w->stats.queries = w->api.stats.queries;
+    w->stats.queries_incomplete = w->api.stats.queries_incomplete;
     return &w->stats;
 }

@@ -13,11 +13,13 @@
 typedef struct gw_worker gw_worker;
 
 typedef struct gw_worker_stats {
-    uint64_t events;        /* callbacks run */
-    uint64_t commands_out;  /* frames sent to gateways */
-    uint64_t send_errors;   /* gw_* calls that failed */
-    uint64_t bad_frames;    /* unexpected or malformed frames received */
+    uint64_t events;         /* callbacks run */
+    uint64_t commands_out;   /* frames sent to gateways */
+    uint64_t send_errors;    /* gw_* calls that failed */
+    uint64_t bad_frames;     /* unexpected or malformed frames received */
     uint64_t session_writes; /* session write-backs */
+    uint64_t queries;        /* queries started */
+    uint64_t queries_incomplete; /* completed at the deadline without every gateway */
     uint32_t gateways;
 } gw_worker_stats;
 
@@ -29,6 +31,7 @@ int gw_worker_start(gw_worker **out, uv_loop_t *loop, const gw_config *cfg, int 
 /* Calls on_worker_stop, sends what is queued, leaves the cluster; `done` runs
  * once everything is closed. The module stays loaded until exit. Idempotent. */
 void gw_worker_stop(gw_worker *w, void (*done)(void *), void *arg);
-const gw_worker_stats *gw_worker_get_stats(const gw_worker *w);
+/* Current figures (refreshed on each call). */
+const gw_worker_stats *gw_worker_get_stats(gw_worker *w);
 
 #endif

@@ -6,6 +6,7 @@
 #ifndef GW_WORKER_INT_H
 #define GW_WORKER_INT_H
 
+#include "api/api.h"
 #include "businessworker/worker.h"
 #include "common/cluster.h"
 #include "common/smap.h"
@@ -46,6 +47,8 @@ typedef struct ev_ctx {
     size_t sess_len;
     json_t *session;      /* parsed on first gw_session() */
     json_t *session_orig; /* deep copy to diff against */
+    int verdict;          /* EV_WS_CONNECT with auth: 101 or a refusal status */
+    char verdict_reason[128];
 } ev_ctx;
 
 /* Session writes of one client not yet confirmed by an event (see worker.c). */
@@ -69,6 +72,7 @@ struct gw_worker {
     const gw_config *cfg;
     int index;
     cluster *cl;
+    gw_api api;
     gw_module_fns mod;
     ev_ctx ev;
     smap pending; /* client_id -> sess_pending */
@@ -88,12 +92,7 @@ extern gw_worker *gw_worker_self;
 /* module.c: 0, or -ENOEXEC with the reason logged. */
 int module_load(gw_module_fns *m, const char *path);
 
-/* api.c helpers used by worker.c */
-/* Finds the gateway holding client_id; GW_EINVAL / GW_EUNREACHABLE otherwise. */
-int api_resolve(gw_worker *w, const char *client_id, cluster_peer **gw, uint32_t *conn);
-/* Sends one command frame; maps errors to GW_* codes. */
-int api_send_frame(gw_worker *w, cluster_peer *gw, const gwp_frame *f);
-/* Closes every module timer; each close is counted in w->pending_closes and
+/* module_api.c: closes every module timer; each close is counted in w->pending_closes and
  * released with worker_release. */
 void api_timers_close_all(gw_worker *w);
 /* worker.c: one asynchronous close finished. */

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -33,6 +34,14 @@ typedef struct cluster_reg {
     roster_entry *entries;
     size_t n;
 } cluster_reg;
+
+/* A frame put aside while a blocking wait ran (see cluster_recv_sync). */
+typedef struct stashed {
+    struct stashed *next;
+    gwp_sender from;
+    gwp_frame f;
+    uint8_t data[]; /* a then b */
+} stashed;
 
 typedef struct merged_entry {
     roster_entry e;
@@ -67,6 +76,10 @@ struct cluster {
     roster_entry *merged;
     size_t nmerged;
     uint64_t last_roster_ms;
+
+    stashed *stash_head, *stash_tail;
+    uv_idle_t stash_idle;
+    int stash_idle_on;
 
     cluster_stats stats;
     int stopping;
@@ -553,10 +566,69 @@ static int open_batch(cluster *c, const uint8_t *msg, size_t len, gwp_batch *b, 
     return rc;
 }
 
+static void dispatch(cluster *c, const gwp_sender *from, const gwp_frame *f)
+{
+    if (f->cmd == GWP_ROSTER) {
+        if (from->role == GWP_ROLE_REGISTER)
+            handle_roster(c, from, f);
+        return;
+    }
+    c->cbs.on_frame(c, from, f, c->arg);
+}
+
+/* Frames put aside by a blocking wait are older than anything received after
+ * it: hand them over first. A nested wait may append more; they follow. */
+static void replay_stash(cluster *c)
+{
+    while (c->stash_head && !c->stopping) {
+        stashed *s = c->stash_head;
+        c->stash_head = s->next;
+        if (c->stash_head == NULL)
+            c->stash_tail = NULL;
+        dispatch(c, &s->from, &s->f);
+        gw_free(s);
+    }
+    if (c->stash_head == NULL && c->stash_idle_on) {
+        uv_idle_stop(&c->stash_idle);
+        c->stash_idle_on = 0;
+    }
+}
+
+static void stash_idle_cb(uv_idle_t *h)
+{
+    replay_stash(container_of(h, cluster, stash_idle));
+}
+
+static int stash_frame(cluster *c, const gwp_sender *from, const gwp_frame *f)
+{
+    stashed *s = gw_malloc(sizeof *s + f->a_len + f->b_len);
+    if (s == NULL)
+        return -ENOMEM;
+    s->next = NULL;
+    s->from = *from;
+    s->f = *f;
+    memcpy(s->data, f->a, f->a_len);
+    memcpy(s->data + f->a_len, f->b, f->b_len);
+    s->f.a = s->data;
+    s->f.b = s->data + f->a_len;
+    if (c->stash_tail)
+        c->stash_tail->next = s;
+    else
+        c->stash_head = s;
+    c->stash_tail = s;
+    if (!c->stash_idle_on) {
+        uv_idle_start(&c->stash_idle, stash_idle_cb);
+        c->stash_idle_on = 1;
+    }
+    return 0;
+}
+
 static void on_inbox(mq_inbox *ib, const uint8_t *msg, size_t len, void *arg)
 {
     cluster *c = arg;
     (void)ib;
+    if (c->stash_head)
+        replay_stash(c);
     gwp_batch b;
     if (c->stopping || open_batch(c, msg, len, &b, "inbox") < 0)
         return;
@@ -564,12 +636,57 @@ static void on_inbox(mq_inbox *ib, const uint8_t *msg, size_t len, void *arg)
     gwp_frame f;
     while (!c->stopping && gwp_batch_next(&b, &f) == 1) {
         c->stats.frames_in++;
-        if (f.cmd == GWP_ROSTER) {
-            if (b.sender.role == GWP_ROLE_REGISTER)
-                handle_roster(c, &b.sender, &f);
+        dispatch(c, &b.sender, &f);
+    }
+}
+
+int cluster_recv_sync(cluster *c, uint64_t timeout_ms,
+                      int (*want)(const gwp_sender *from, const gwp_frame *f, void *arg),
+                      void *arg)
+{
+    if (c->stopping)
+        return -EPIPE;
+    uint64_t deadline = gw_now_ms() + timeout_ms;
+    int fd = mq_inbox_fd(&c->inbox);
+    if (fd < 0)
+        return -EBADF;
+    for (;;) {
+        cluster_flush(c);
+        for (unsigned b = 0; b < NBUCKETS; b++)
+            for (cluster_peer *p = c->buckets[b]; p; p = p->hnext)
+                if (p->mq.head)
+                    mq_peer_kick(&p->mq);
+        void *msg;
+        long n = mq_inbox_recv(&c->inbox, &msg);
+        if (n == -EAGAIN) {
+            uint64_t now = gw_now_ms();
+            if (now >= deadline)
+                return 0;
+            struct pollfd pfd = {.fd = fd, .events = POLLIN};
+            uint64_t wait = deadline - now;
+            poll(&pfd, 1, wait > 10 ? 10 : (int)wait); /* 10 ms: also retry sends */
             continue;
         }
-        c->cbs.on_frame(c, &b.sender, &f, c->arg);
+        if (n < 0)
+            return (int)n;
+        gwp_batch b;
+        int stop = 0;
+        if (open_batch(c, msg, (size_t)n, &b, "inbox") == 0) {
+            c->stats.batches_in++;
+            gwp_frame f;
+            while (gwp_batch_next(&b, &f) == 1) {
+                c->stats.frames_in++;
+                int r = stop ? 0 : want(&b.sender, &f, arg);
+                if (r == 2)
+                    stop = 1;
+                else if (r == 0 && stash_frame(c, &b.sender, &f) < 0)
+                    LOG_RL(GW_LOG_ERROR, "GW-STASH", "out of memory: %s frame lost",
+                           gwp_cmd_name(f.cmd));
+            }
+        }
+        mq_msg_free(msg);
+        if (stop)
+            return 1;
     }
 }
 
@@ -756,6 +873,7 @@ int cluster_start(cluster **out, uv_loop_t *loop, const cluster_cfg *cfg, const 
 
     uv_prepare_init(loop, &c->flush);
     uv_prepare_start(&c->flush, flush_cb);
+    uv_idle_init(loop, &c->stash_idle);
     uv_timer_init(loop, &c->hb_timer);
     uv_timer_init(loop, &c->check_timer);
     if (cfg->heartbeat_ms)
@@ -783,6 +901,11 @@ static void maybe_finish_stop(cluster *c)
     void *done_arg = c->done_arg;
     for (size_t i = 0; i < c->nregs; i++)
         gw_free(c->regs[i].entries);
+    while (c->stash_head) {
+        stashed *s = c->stash_head;
+        c->stash_head = s->next;
+        gw_free(s);
+    }
     gw_free(c->merged);
     gwp_key_deinit(&c->key);
     gw_free(c->name);
@@ -842,8 +965,8 @@ void cluster_stop(cluster *c, void (*done)(void *arg), void *arg)
         mq_inbox_close(&c->sub, inbox_closed);
     }
     uv_handle_t *hs[] = {(uv_handle_t *)&c->flush, (uv_handle_t *)&c->hb_timer,
-                         (uv_handle_t *)&c->check_timer};
-    for (size_t i = 0; i < 3; i++) {
+                         (uv_handle_t *)&c->check_timer, (uv_handle_t *)&c->stash_idle};
+    for (size_t i = 0; i < 4; i++) {
         hs[i]->data = c;
         c->pending++;
         uv_close(hs[i], handle_closed);

@@ -156,6 +156,16 @@ size_t cluster_peer_backlog(const cluster_peer *p);
 void cluster_peer_drain_frames(cluster *c, cluster_peer *p,
                                void (*fn)(const gwp_frame *f, void *arg), void *arg);
 
+/* Waits up to timeout_ms for frames, synchronously (the loop does not run):
+ * flushes what is batched, then receives from the inbox; each frame is offered to
+ * want(), which returns 1 when it consumed it (and may then return 2 to stop
+ * waiting). Every other frame is kept, in order, and handed to on_frame once the
+ * loop runs again, before anything received later. Returns 1 when want() said
+ * stop, 0 at the timeout, or a negative errno. For blocking queries. */
+int cluster_recv_sync(cluster *c, uint64_t timeout_ms,
+                      int (*want)(const gwp_sender *from, const gwp_frame *f, void *arg),
+                      void *arg);
+
 /* Copies the merged view of live nodes (all roles, including this process if a
  * register reported it). *out is gw_malloc'd (caller frees); returns the count or
  * a negative errno. */

@@ -266,6 +266,38 @@ int mq_peer_send(mq_peer *p, const void *data, size_t len)
     return 0;
 }
 
+void mq_peer_kick(mq_peer *p)
+{
+    if (p->active && p->head)
+        peer_flush(p);
+}
+
+int mq_inbox_fd(const mq_inbox *ib)
+{
+    int fd = -1;
+    size_t sz = sizeof fd;
+    if (nn_getsockopt(ib->sock, NN_SOL_SOCKET, NN_RCVFD, &fd, &sz) < 0)
+        return -1;
+    return fd;
+}
+
+long mq_inbox_recv(mq_inbox *ib, void **msg)
+{
+    if (!ib->active)
+        return -EPIPE;
+    int n = nn_recv(ib->sock, msg, NN_MSG, NN_DONTWAIT);
+    if (n < 0)
+        return -nn_errno();
+    ib->msgs_in++;
+    ib->bytes_in += (uint64_t)n;
+    return n;
+}
+
+void mq_msg_free(void *msg)
+{
+    nn_freemsg(msg);
+}
+
 int mq_peer_try_send(mq_peer *p, const void *data, size_t len)
 {
     if (!p->active)

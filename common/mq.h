@@ -111,6 +111,16 @@ int mq_peer_send(mq_peer *p, const void *data, size_t len);
  * queues. Returns 0, -EAGAIN (not sent) or another negative errno. For messages
  * that are useless when late (heartbeats). */
 int mq_peer_try_send(mq_peer *p, const void *data, size_t len);
+/* Tries to send queued messages now (without waiting for the poll callback).
+ * For code that waits synchronously. */
+void mq_peer_kick(mq_peer *p);
+/* The inbox's NN_RCVFD (readable while a message is waiting), for poll(2). */
+int mq_inbox_fd(const mq_inbox *ib);
+/* Receives one message without blocking: returns its length and sets *msg (free
+ * it with mq_msg_free), or -EAGAIN, or another negative errno. */
+long mq_inbox_recv(mq_inbox *ib, void **msg);
+void mq_msg_free(void *msg);
+
 /* 1 if nanomsg currently has a live connection to the peer (a hint only). */
 int mq_peer_connected(const mq_peer *p);
 /* Drops the queue (counted in dropped_msgs), closes the socket; close_cb (may be

@@ -108,6 +108,10 @@ const char *gwp_cmd_name(int cmd)
         return "CMD_UNGROUP";
     case GWP_CMD_SEND_GROUP:
         return "CMD_SEND_GROUP";
+    case GWP_CMD_WS_VERDICT:
+        return "CMD_WS_VERDICT";
+    case GWP_IDX:
+        return "IDX";
     case GWP_QUERY:
         return "QUERY";
     case GWP_REPLY:

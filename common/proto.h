@@ -78,6 +78,9 @@ enum gwp_cmd {
     GWP_CMD_LEAVE_GROUP = 40,
     GWP_CMD_UNGROUP = 41,
     GWP_CMD_SEND_GROUP = 42,
+    GWP_CMD_WS_VERDICT = 43, /* on_websocket_connect's accept/reject */
+
+    GWP_IDX = 50, /* gateway -> workers: uid/group presence deltas */
 
     GWP_QUERY = 60, /* GWP_Q_* query kinds: to be defined by the lead */
     GWP_REPLY = 61,

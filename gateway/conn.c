@@ -17,6 +17,7 @@
 #include "common/http.h"
 #include "common/log.h"
 #include "common/proto.h"
+#include "common/jutil.h"
 #include "gateway/gateway_int.h"
 
 #include <arpa/inet.h>
@@ -395,6 +396,7 @@ void conn_free(gw_conn *c)
         gw_free(c->ws);
     }
     gw_free(c->wreq);
+    gw_free(c->auth);
     gw_free(c->session);
     gw_free(c);
     gw->pending--;
@@ -545,13 +547,7 @@ static void reject_handshake(gw_conn *c, int status, const char *reason)
 
 static int json_set_str(json_t *o, const char *k, size_t klen, const char *v, size_t vlen)
 {
-    char key[256];
-    if (klen >= sizeof key)
-        klen = sizeof key - 1;
-    memcpy(key, k, klen);
-    key[klen] = '\0';
-    json_t *s = json_stringn_nocheck(v, vlen);
-    return json_object_set_new_nocheck(o, key, s);
+    return jutil_set_lossy(o, k, klen, jutil_string_lossy(v, vlen));
 }
 
 /* The request as the worker's on_websocket_connect sees it (JSON). Header and
@@ -561,8 +557,24 @@ static int request_json(const http_request *req, gw_buf *out)
     json_t *root = json_object();
     json_t *headers = json_object();
     json_t *cookies = json_object();
-    if (!root || !headers || !cookies)
+    json_t *get = json_object();
+    if (!root || !headers || !cookies || !get)
         goto fail;
+    if (req->query_len) {
+        char *scratch = gw_malloc(req->query_len);
+        if (scratch == NULL)
+            goto fail;
+        http_query_iter it;
+        const char *k, *v;
+        size_t kl, vl;
+        http_query_iter_init(&it, req->query, req->query_len, scratch);
+        while (http_query_next(&it, &k, &kl, &v, &vl))
+            if (json_set_str(get, k, kl, v, vl) < 0) {
+                gw_free(scratch);
+                goto fail;
+            }
+        gw_free(scratch);
+    }
     for (size_t i = 0; i < req->num_headers; i++) {
         const http_header *h = &req->headers[i];
         char name[256];
@@ -583,14 +595,14 @@ static int request_json(const http_request *req, gw_buf *out)
                     goto fail;
         }
     }
-    json_object_set_new(root, "method", json_stringn_nocheck(req->method, req->method_len));
-    json_object_set_new(root, "uri", json_stringn_nocheck(req->target, req->target_len));
-    json_object_set_new(root, "path", json_stringn_nocheck(req->path, req->path_len));
-    json_object_set_new(root, "query",
-                        json_stringn_nocheck(req->query ? req->query : "", req->query_len));
+    json_object_set_new(root, "method", jutil_string_lossy(req->method, req->method_len));
+    json_object_set_new(root, "uri", jutil_string_lossy(req->target, req->target_len));
+    json_object_set_new(root, "path", jutil_string_lossy(req->path, req->path_len));
+    json_object_set_new(root, "query", jutil_string_lossy(req->query ? req->query : "", req->query_len));
+    json_object_set_new(root, "get", get);
     json_object_set_new(root, "headers", headers);
     json_object_set_new(root, "cookies", cookies);
-    headers = cookies = NULL;
+    headers = cookies = get = NULL;
     char *s = json_dumps(root, JSON_COMPACT | JSON_ENSURE_ASCII);
     json_decref(root);
     if (s == NULL)
@@ -599,6 +611,7 @@ static int request_json(const http_request *req, gw_buf *out)
     gw_free(s);
     return rc;
 fail:
+    json_decref(get);
     json_decref(headers);
     json_decref(cookies);
     json_decref(root);
@@ -664,6 +677,21 @@ static long handshake_next(gw_conn *c, uint8_t *p, size_t len)
         gw_buf_deinit(&rj);
         conn_destroy(c, "out of memory");
         return -1;
+    }
+    if (gw->cfg->gateway.websocket_auth) {
+        /* on_websocket_connect decides before anything is answered; input waits. */
+        c->auth = gw_malloc(sizeof *c->auth);
+        if (c->auth == NULL) {
+            gw_buf_deinit(&rj);
+            conn_destroy(c, "out of memory");
+            return -1;
+        }
+        *c->auth = res;
+        c->state = CONN_AUTH;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        gw_forward_event(gw, c, GWP_EV_WS_CONNECT, WIRE_WS_AUTH, rj.data, rj.len);
+        gw_buf_deinit(&rj);
+        return n;
     }
     accept_upgrade(c, &res);
     if (c->state == CONN_OPEN)
@@ -738,6 +766,51 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         gw_buf_reset(&c->in, 0); /* idle connections keep no buffer */
 }
 
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* Input that waited (handshake verdict, worker backpressure). */
+static void process_buffered(gw_conn *c)
+{
+    if (c->in.len == 0)
+        return;
+    size_t used = process(c, c->in.data, c->in.len);
+    if (c->state < CONN_CLOSING) {
+        gw_buf_consume(&c->in, used);
+        if (c->in.len == 0)
+            gw_buf_reset(&c->in, 0);
+    }
+}
+
+void conn_auth_verdict(gw_conn *c, int status, const uint8_t *reason, size_t len)
+{
+    http_ws_result *res = c->auth;
+    c->auth = NULL;
+    if (status == 101) {
+        accept_upgrade(c, res);
+        gw_free(res);
+        if (c->state != CONN_OPEN)
+            return;
+        if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) < 0) {
+            conn_destroy(c, "cannot read");
+            return;
+        }
+        process_buffered(c);
+        return;
+    }
+    gw_free(res);
+    if (status < 400 || status > 599)
+        status = 403;
+    char text[256];
+    if (len >= sizeof text)
+        len = sizeof text - 1;
+    for (size_t i = 0; i < len; i++) /* one line of plain text */
+        text[i] = reason[i] < 0x20 || reason[i] == 0x7f ? ' ' : (char)reason[i];
+    text[len] = '\0';
+    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb); /* to see the client's EOF */
+    reject_handshake(c, status, len ? text : NULL);
+}
+
 void conn_resume(gw_conn *c)
 {
     if (!(c->flags & CF_READ_PAUSED) || c->state != CONN_OPEN)
@@ -747,15 +820,7 @@ void conn_resume(gw_conn *c)
         conn_destroy(c, "cannot resume reading");
         return;
     }
-    /* Messages that arrived while paused. */
-    if (c->in.len) {
-        size_t used = process(c, c->in.data, c->in.len);
-        if (c->state < CONN_CLOSING) {
-            gw_buf_consume(&c->in, used);
-            if (c->in.len == 0)
-                gw_buf_reset(&c->in, 0);
-        }
-    }
+    process_buffered(c); /* messages that arrived while paused */
 }
 
 /* ---- accept ---- */

@@ -26,7 +26,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define TOMB ((gw_conn *)1)
 #define WHEEL_TICK_MS 50
 #define WHEEL_SLOTS 4096
 #define RBUF_SIZE (64 * 1024)
@@ -480,6 +479,7 @@ static void resume_paused(gw_gateway *gw, worker_slot *w)
 void gw_conn_detach(gw_gateway *gw, gw_conn *c)
 {
     gw_conn_remove(gw, c);
+    members_detach(gw, c);
     if (c->flags & CF_EVENTS) {
         c->flags &= ~CF_EVENTS;
         gw_forward_event(gw, c, GWP_EV_CLOSE, 0, NULL, 0);
@@ -518,6 +518,7 @@ static void on_peer_up(cluster *cl, cluster_peer *p, void *arg)
     p->user = (void *)(uintptr_t)(i + 1);
     gw->nworkers_alive++;
     gw->stats.workers = gw->nworkers_alive;
+    members_snapshot(gw, p);
     if (gw->held_head) {
         LOG_INFO("GW-WORKER-BACK", "worker %s available: delivering %u held events", p->addr,
                  gw->held_count);
@@ -555,233 +556,6 @@ static uint32_t load_cb(cluster *cl, void *arg)
 {
     (void)cl;
     return ((gw_gateway *)arg)->nconns;
-}
-
-/* ---- commands from workers ---- */
-
-typedef void (*cmd_handler)(gw_gateway *gw, const gwp_sender *from, const gwp_frame *f);
-
-static gw_conn *target(gw_gateway *gw, const gwp_frame *f)
-{
-    gw_conn *c = gw_conn_find(gw, f->conn);
-    if (c == NULL || c->state >= CONN_CLOSING) {
-        gw->stats.unknown_client++;
-        return NULL;
-    }
-    return c;
-}
-
-static void cmd_send(gw_gateway *gw, const gwp_sender *from, const gwp_frame *f)
-{
-    (void)from;
-    gw_conn *c = target(gw, f);
-    if (c)
-        conn_send(c, f->b, f->b_len, f->aux);
-}
-
-static void cmd_close(gw_gateway *gw, const gwp_sender *from, const gwp_frame *f)
-{
-    (void)from;
-    gw_conn *c = target(gw, f);
-    if (c == NULL)
-        return;
-    uint16_t code = f->aux && ws_close_code_valid(f->aux) ? f->aux : WS_CLOSE_NORMAL;
-    conn_close(c, code, f->b, f->b_len, (f->flags & WIRE_F_CLOSE_BINARY) ? WIRE_MSG_BINARY : 0);
-}
-
-static void cmd_destroy(gw_gateway *gw, const gwp_sender *from, const gwp_frame *f)
-{
-    (void)from;
-    gw_conn *c = target(gw, f);
-    if (c)
-        conn_destroy(c, "destroyed by a worker");
-}
-
-/* Counts a session write-back of the client's bound worker (see worker.c). */
-static void count_write_back(gw_gateway *gw, gw_conn *c, const gwp_sender *from,
-                             const gwp_frame *f)
-{
-    if (!(f->flags & WIRE_F_SEQ) || c->worker == 0)
-        return;
-    worker_slot *w = &gw->workers[c->worker - 1];
-    if (w->peer && w->gen == c->worker_gen && w->peer->ip == from->ip &&
-        w->peer->port == from->port)
-        c->sess_seq++;
-}
-
-static int store_session(gw_gateway *gw, gw_conn *c, const uint8_t *text, size_t len)
-{
-    if (len > gw->cfg->gateway.max_message_size) {
-        LOG_RL(GW_LOG_WARN, "GW-SESSION", "client %u: session of %zu bytes refused (limit %zu)",
-               c->id, len, gw->cfg->gateway.max_message_size);
-        return -EMSGSIZE;
-    }
-    char *copy = NULL;
-    if (len) {
-        copy = gw_malloc(len);
-        if (copy == NULL)
-            return -ENOMEM;
-        memcpy(copy, text, len);
-    }
-    gw_free(c->session);
-    c->session = copy;
-    c->session_len = (uint32_t)len;
-    return 0;
-}
-
-static void cmd_set_session(gw_gateway *gw, const gwp_sender *from, const gwp_frame *f)
-{
-    gw_conn *c = target(gw, f);
-    if (c == NULL)
-        return;
-    json_t *o = session_parse(f->a, f->a_len);
-    if (o == NULL) {
-        gw->stats.bad_commands++;
-        LOG_RL(GW_LOG_WARN, "GW-SESSION", "client %u: set_session with a non-object refused",
-               c->id);
-        return;
-    }
-    gw_buf text = {0};
-    if (session_dump(o, &text) == 0 && store_session(gw, c, text.data, text.len) == 0)
-        count_write_back(gw, c, from, f);
-    gw_buf_deinit(&text);
-    json_decref(o);
-}
-
-static void cmd_update_session(gw_gateway *gw, const gwp_sender *from, const gwp_frame *f)
-{
-    gw_conn *c = target(gw, f);
-    if (c == NULL)
-        return;
-    json_t *patch = json_loadb((const char *)f->a, f->a_len, JSON_REJECT_DUPLICATES, NULL);
-    if (!json_is_object(patch)) {
-        json_decref(patch);
-        gw->stats.bad_commands++;
-        LOG_RL(GW_LOG_WARN, "GW-SESSION", "client %u: update_session with a non-object refused",
-               c->id);
-        return;
-    }
-    json_t *cur = session_parse((const uint8_t *)c->session, c->session_len);
-    if (cur == NULL)
-        cur = json_object();
-    gw_buf text = {0};
-    if (cur && session_merge(&cur, patch) == 0 && session_dump(cur, &text) == 0 &&
-        store_session(gw, c, text.data, text.len) == 0)
-        count_write_back(gw, c, from, f);
-    gw_buf_deinit(&text);
-    json_decref(cur);
-    json_decref(patch);
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Broadcast: one framed block per (protocol, opcode), built on first use and
- * shared by every recipient. */
-typedef struct bcast {
-    gw_gateway *gw;
-    const gwp_frame *f;
-    gw_sbuf *framed[3];
-    uint32_t *excl;
-    uint32_t nexcl;
-} bcast;
-
-static void bcast_one(bcast *bc, gw_conn *c)
-{
-    if (c->state >= CONN_CLOSING)
-        return;
-    if (bc->nexcl && bsearch(&c->id, bc->excl, bc->nexcl, sizeof *bc->excl, cmp_u32))
-        return;
-    int p = c->proto;
-    if (bc->framed[p] == NULL) {
-        bc->framed[p] = conn_frame_shared(p, bc->f->b, bc->f->b_len, bc->f->aux);
-        if (bc->framed[p] == NULL)
-            return;
-    }
-    conn_send_shared(c, bc->framed[p]);
-}
-
-static void cmd_send_all(gw_gateway *gw, const gwp_sender *from, const gwp_frame *f)
-{
-    (void)from;
-    bcast bc = {.gw = gw, .f = f};
-    gwp_u32list incl = {0}, excl = {0};
-    size_t off = 0, used;
-    if (f->flags & WIRE_F_INCLUDE) {
-        if (gwp_u32list_view(f->a, f->a_len, &incl, &used) < 0)
-            goto bad;
-        off += used;
-    }
-    if (f->flags & WIRE_F_EXCLUDE) {
-        if (gwp_u32list_view(f->a + off, f->a_len - off, &excl, &used) < 0)
-            goto bad;
-        if (excl.n) {
-            bc.excl = gw_malloc(excl.n * sizeof *bc.excl);
-            if (bc.excl == NULL)
-                return;
-            for (uint32_t i = 0; i < excl.n; i++)
-                bc.excl[i] = gwp_u32list_at(&excl, i);
-            qsort(bc.excl, excl.n, sizeof *bc.excl, cmp_u32);
-            bc.nexcl = excl.n;
-        }
-    }
-    if (f->flags & WIRE_F_INCLUDE) {
-        for (uint32_t i = 0; i < incl.n; i++) {
-            gw_conn *c = gw_conn_find(gw, gwp_u32list_at(&incl, i));
-            if (c)
-                bcast_one(&bc, c);
-        }
-    } else {
-        for (uint32_t i = 0; i < gw->table_cap; i++) {
-            gw_conn *c = gw->table[i];
-            if (c && c != TOMB)
-                bcast_one(&bc, c);
-        }
-    }
-    for (int i = 0; i < 3; i++)
-        gw_sbuf_unref(bc.framed[i]);
-    gw_free(bc.excl);
-    return;
-bad:
-    gw->stats.bad_commands++;
-    LOG_RL(GW_LOG_WARN, "GW-BAD-CMD", "malformed CMD_SEND_ALL ignored");
-}
-
-static void cmd_ping(gw_gateway *gw, const gwp_sender *from, const gwp_frame *f)
-{
-    cluster_peer *p = cluster_peer_get(gw->cl, from->ip, from->port, from->role);
-    if (p == NULL)
-        return;
-    gwp_frame r = {.cmd = GWP_PONG, .req = f->req};
-    cluster_send(gw->cl, p, &r);
-}
-
-static cmd_handler handlers[256] = {
-    [GWP_CMD_SEND] = cmd_send,
-    [GWP_CMD_SEND_ALL] = cmd_send_all,
-    [GWP_CMD_CLOSE] = cmd_close,
-    [GWP_CMD_DESTROY] = cmd_destroy,
-    [GWP_CMD_SET_SESSION] = cmd_set_session,
-    [GWP_CMD_UPDATE_SESSION] = cmd_update_session,
-    [GWP_PING] = cmd_ping,
-};
-
-static void on_frame(cluster *cl, const gwp_sender *from, const gwp_frame *f, void *arg)
-{
-    gw_gateway *gw = arg;
-    (void)cl;
-    gw->stats.commands_in++;
-    cmd_handler h = handlers[f->cmd];
-    if (h == NULL) {
-        gw->stats.bad_commands++;
-        LOG_RL(GW_LOG_WARN, "GW-BAD-CMD", "unexpected %s (%u) from %s ignored",
-               gwp_cmd_name(f->cmd), f->cmd, roster_role_name(from->role));
-        return;
-    }
-    h(gw, from, f);
 }
 
 /* ---- listeners ---- */
@@ -888,7 +662,7 @@ int gw_gateway_start(gw_gateway **out, uv_loop_t *loop, const gw_config *cfg, in
         goto fail_wheel;
     gw->lan_ip = cc.lan_ip;
     gw->inbox_port = cc.inbox_port;
-    cluster_cbs cbs = {.on_frame = on_frame,
+    cluster_cbs cbs = {.on_frame = gw_on_frame,
                        .on_peer_up = on_peer_up,
                        .on_peer_down = on_peer_down,
                        .on_peer_drain = on_peer_drain,
@@ -981,6 +755,7 @@ static void finish_stop(gw_gateway *gw)
     for (uint32_t i = 0; i < gw->nworkers_cap; i++)
         gw_free(gw->workers[i].paused);
     gw_free(gw->workers);
+    members_free_all(gw);
     gw_free(gw->table);
     gw_free(gw->dirty);
     gw_free(gw->listeners);

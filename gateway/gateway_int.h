@@ -13,8 +13,10 @@
 #include "common/config.h"
 #include "common/wheel.h"
 #include "common/wire.h"
+#include "common/smap.h"
 #include "common/ws.h"
 #include "gateway/gateway.h"
+#include "gateway/members.h"
 
 #include <stdint.h>
 #include <uv.h>
@@ -22,6 +24,9 @@
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 typedef struct gw_conn gw_conn;
+
+/* A deleted slot of the connection table. */
+#define TOMB ((gw_conn *)1)
 
 enum conn_state {
     CONN_HANDSHAKE = 0, /* WebSocket: waiting for the upgrade request */
@@ -71,6 +76,12 @@ struct gw_conn {
     wheel_node hb;
     char *session;     /* JSON object text, NULL = empty */
     uint32_t session_len;
+    member_set *uid;   /* NULL = no uid */
+    uint32_t uid_pos;
+    uint16_t ngroups, cap_groups;
+    uint32_t mark; /* de-duplication stamp of multi-target sends */
+    conn_group *groups;
+    struct http_ws_result *auth; /* CONN_AUTH: the accepted handshake, kept for 101 */
 };
 
 typedef struct worker_slot {
@@ -142,6 +153,10 @@ struct gw_gateway {
     uint64_t close_after_ms; /* interval x limit, 0 = never */
     uint64_t handshake_ms;
 
+    smap uids;   /* uid -> member_set */
+    smap groups; /* group -> member_set */
+    uint32_t mark_gen;
+
     gw_gateway_stats stats;
     uint32_t live_conns; /* accepted and not yet freed */
     uv_timer_t *stop_timer;
@@ -190,6 +205,11 @@ void gw_unmark_dirty(gw_gateway *gw, gw_conn *c);
 void gw_schedule(gw_gateway *gw, gw_conn *c, uint64_t deadline_ms);
 /* Called by conn.c once a connection left OPEN: drops it from the indexes. */
 void gw_conn_detach(gw_gateway *gw, gw_conn *c);
+/* commands.c: a frame from a worker or API client. */
+void gw_on_frame(cluster *cl, const gwp_sender *from, const gwp_frame *f, void *arg);
+/* conn.c: completes (101) or refuses a handshake waiting in CONN_AUTH. */
+void conn_auth_verdict(gw_conn *c, int status, const uint8_t *reason, size_t len);
+
 /* conn.c calls this after freeing a connection. */
 void gw_conn_freed(gw_gateway *gw);
 /* Pauses c's reads if its worker is congested (after an event was queued). */

@@ -83,6 +83,7 @@ enum gw_error {
     GW_EUNREACHABLE = 4, /* the client's gateway is not (or no longer) in the cluster */
     GW_ENOCONTEXT = 5,   /* a *_current_client call outside an event callback */
     GW_EREADONLY = 6,    /* a session change in on_close */
+    GW_ENOQUERY = 7,     /* gw_wait on an unknown or already collected query */
 };
 
 /* Flags of the *_ex send functions. */
@@ -160,7 +161,92 @@ int gw_close_current_client(const void *last_message, size_t len);
 int gw_destroy_client(const char *client_id);
 int gw_destroy_current_client(void);
 
+/* Sends to every client bound to one of the uids (each client once, also when it
+ * matches several). Goes only to gateways that hold one of the uids. */
+int gw_send_to_uid(const char *uid, const void *data, size_t len);
+int gw_send_to_uids_ex(const char *const *uids, size_t n_uids, const void *data, size_t len,
+                       unsigned flags);
+/* Sends to every member of the group(s), each client once, skipping the clients
+ * in exclude (may be NULL). Goes only to gateways that hold members. */
+int gw_send_to_group(const char *group, const void *data, size_t len);
+int gw_send_to_groups_ex(const char *const *groups, size_t n_groups, const void *data,
+                         size_t len, const char *const *exclude, size_t n_exclude,
+                         unsigned flags);
+
+/* ---- uids and groups ------------------------------------------------------- */
+
+/* A uid or group is any UTF-8 string of 1..1024 bytes ("0" included). */
+
+/* Binds the client to uid (a client has at most one uid, replaced by a new bind;
+ * a uid may have many clients). */
+int gw_bind_uid(const char *client_id, const char *uid);
+/* Unbinds the client from uid, if that is its uid. */
+int gw_unbind_uid(const char *client_id, const char *uid);
+int gw_join_group(const char *client_id, const char *group);
+int gw_leave_group(const char *client_id, const char *group);
+/* Removes every member from the group (they stay connected). */
+int gw_ungroup(const char *group);
+
+/* ---- sessions of any client ------------------------------------------------ */
+
+/* Replaces the client's session with `session` (a JSON object, not stolen). */
+int gw_set_session(const char *client_id, const json_t *session);
+/* Merges `patch` into the client's session at its gateway (RFC 7396: a null
+ * value removes a key, objects merge recursively), so concurrent updates of
+ * different keys from different workers never overwrite each other. */
+int gw_update_session(const char *client_id, const json_t *patch);
+
+/* ---- queries ----------------------------------------------------------------- */
+
+/* Queries ask the gateways and complete when every gateway asked has answered, or
+ * at the deadline (businessworker.query_timeout, default 5 s). They return a query
+ * id (> 0), or a negative GW_E* / errno value. The result goes to `cb` (called
+ * later from the loop, never from inside the call) or, when cb is NULL, is
+ * collected with gw_wait(). */
+typedef struct gw_result {
+    int complete;      /* 1 when every gateway asked has answered */
+    unsigned asked;    /* gateways asked */
+    unsigned answered; /* gateways that answered before the deadline */
+    const json_t *value; /* the result (borrowed: valid during the callback, or until
+                            the next gw_wait / the end of the current callback) */
+} gw_result;
+typedef void (*gw_result_cb)(const gw_result *r, void *arg);
+
+/* Blocks until query `id` (started with cb NULL) completes, or `timeout` seconds
+ * (0: until the query's own deadline). Other clients' events wait meanwhile, and
+ * run in order afterwards. NULL for an unknown id. */
+const gw_result *gw_wait(long id, double timeout);
+
+long gw_is_online(const char *client_id, gw_result_cb cb, void *arg);         /* true/false */
+long gw_get_session(const char *client_id, gw_result_cb cb, void *arg);       /* object/null */
+long gw_get_uid_by_client_id(const char *client_id, gw_result_cb cb, void *arg); /* string/null */
+long gw_get_all_client_count(gw_result_cb cb, void *arg);                     /* integer */
+long gw_get_client_count_by_group(const char *group, gw_result_cb cb, void *arg); /* integer */
+long gw_get_all_client_id_list(gw_result_cb cb, void *arg);                   /* [client_id] */
+long gw_get_client_id_list_by_group(const char *group, gw_result_cb cb, void *arg);
+long gw_get_all_client_sessions(gw_result_cb cb, void *arg);       /* {client_id: session} */
+long gw_get_client_sessions_by_group(const char *group, gw_result_cb cb, void *arg);
+long gw_get_client_id_by_uid(const char *uid, gw_result_cb cb, void *arg);   /* [client_id] */
+long gw_is_uid_online(const char *uid, gw_result_cb cb, void *arg);          /* true/false */
+long gw_get_all_uid_list(gw_result_cb cb, void *arg);                        /* [uid] */
+long gw_get_all_uid_count(gw_result_cb cb, void *arg);                       /* integer */
+long gw_get_uid_list_by_group(const char *group, gw_result_cb cb, void *arg); /* [uid] */
+long gw_get_uid_count_by_group(const char *group, gw_result_cb cb, void *arg); /* integer */
+long gw_get_all_group_id_list(gw_result_cb cb, void *arg);                   /* [group] */
+long gw_get_all_group_uid_list(gw_result_cb cb, void *arg);         /* {group: [uid]} */
+long gw_get_all_group_client_id_list(gw_result_cb cb, void *arg);   /* {group: [client_id]} */
+/* Batch forms (GatewayClient's): one round trip for many uids / groups. */
+long gw_batch_get_client_id_by_uid(const char *const *uids, size_t n, gw_result_cb cb,
+                                   void *arg);                      /* {uid: [client_id]} */
+long gw_batch_get_client_count_by_group(const char *const *groups, size_t n, gw_result_cb cb,
+                                        void *arg);                 /* {group: count} */
+
 /* ---- the worker ----------------------------------------------------------------- */
+
+/* In on_websocket_connect, when gateway.websocket_auth is on: refuse the
+ * handshake with an HTTP status (400-599) and a short reason instead of 101.
+ * GW_ENOCONTEXT elsewhere. */
+int gw_websocket_reject(int status, const char *reason);
 
 /* This worker's index among the businessworker processes of its host (0-based). */
 int gw_worker_id(void);
