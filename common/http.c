@@ -301,8 +301,8 @@ void http_cookie_iter_init(http_cookie_iter *it, const char *value, size_t len)
     it->end = value ? value + len : value;
 }
 
-int http_cookie_next(http_cookie_iter *it, const char **name, size_t *name_len,
-                     const char **value, size_t *value_len)
+int http_cookie_next(http_cookie_iter *it, const char **name, size_t *name_len, const char **value,
+                     size_t *value_len)
 {
     while (it->p < it->end) {
         const char *s = it->p;
@@ -458,8 +458,9 @@ int http_ws_handshake_check(const http_request *req, http_ws_result *res)
         return reject(res, 426, "unsupported Sec-WebSocket-Version (13 is supported)");
     h = single_header(req, "Sec-WebSocket-Key", &count);
     if (h == NULL)
-        return reject(res, 400, count ? "more than one Sec-WebSocket-Key header"
-                                      : "missing Sec-WebSocket-Key header");
+        return reject(res, 400,
+                      count ? "more than one Sec-WebSocket-Key header"
+                            : "missing Sec-WebSocket-Key header");
     uint8_t raw[18];
     if (base64_decode(raw, sizeof raw, h->value, h->value_len) != 16)
         return reject(res, 400, "Sec-WebSocket-Key is not the base64 of 16 bytes");

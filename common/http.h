@@ -19,15 +19,15 @@
 
 /* http_request_parse errors (negative). http_parse_error_status() maps them to a status. */
 enum http_parse_error {
-    HTTP_E_MALFORMED = -1,          /* bad line ending (CR not followed by LF)       -> 400 */
-    HTTP_E_METHOD = -2,             /* method not a token, or not followed by one SP -> 400 */
-    HTTP_E_TARGET = -3,             /* bad request target                            -> 400 */
-    HTTP_E_VERSION = -4,            /* not "HTTP/" DIGIT "." DIGIT                   -> 400 */
+    HTTP_E_MALFORMED = -1,           /* bad line ending (CR not followed by LF)       -> 400 */
+    HTTP_E_METHOD = -2,              /* method not a token, or not followed by one SP -> 400 */
+    HTTP_E_TARGET = -3,              /* bad request target                            -> 400 */
+    HTTP_E_VERSION = -4,             /* not "HTTP/" DIGIT "." DIGIT                   -> 400 */
     HTTP_E_VERSION_UNSUPPORTED = -5, /* HTTP/x.y with x != 1                          -> 505 */
-    HTTP_E_HEADER = -6,             /* header without colon, space before the colon, bad
-                                       name character (RFC 7230 tchar), control character
-                                       in a value, obs-fold continuation line    -> 400 */
-    HTTP_E_TOO_MANY_HEADERS = -7,   /* more than HTTP_MAX_HEADERS header lines       -> 431 */
+    HTTP_E_HEADER = -6,              /* header without colon, space before the colon, bad
+                                        name character (RFC 7230 tchar), control character
+                                        in a value, obs-fold continuation line    -> 400 */
+    HTTP_E_TOO_MANY_HEADERS = -7,    /* more than HTTP_MAX_HEADERS header lines       -> 431 */
 };
 
 typedef struct http_header {
@@ -91,8 +91,8 @@ typedef struct http_cookie_iter {
 /* value (read only) must outlive the iteration. */
 void http_cookie_iter_init(http_cookie_iter *it, const char *value, size_t len);
 /* Stores the next pair (pointers into the value) and returns 1, or returns 0 at the end. */
-int http_cookie_next(http_cookie_iter *it, const char **name, size_t *name_len,
-                     const char **value, size_t *value_len);
+int http_cookie_next(http_cookie_iter *it, const char **name, size_t *name_len, const char **value,
+                     size_t *value_len);
 
 /* Iterates the key/value pairs of a query string "a=1&b=x+y%21" (application/x-www-form-
  * urlencoded, as PHP's $_GET): split at '&', then at the first '='; a pair without '=' has

@@ -172,12 +172,14 @@ void ws_reader_deinit(ws_reader *r);
  *
  * WS_EV_ERROR (*consumed == 0) means the peer broke the protocol; ev->close_code is what to
  * send: 1002 (unmasked frame on the server side, masked on the client side, RSV bits, reserved
- * opcode, fragmented control frame or one longer than 125 bytes, continuation with no open
+ * opcode, fragmented control frame or one longer than 125 bytes (a control frame must use the
+ * 7-bit length field: RFC 6455 §5.2 requires minimal length encodings), continuation with no open
  * message, new data frame while a fragmented one is open, close payload of 1 byte, invalid
  * close code, 64-bit length with MSB set), 1007 (invalid UTF-8 in a text message or close
  * reason), 1009 (message longer than max_message_size, detected from the header before the
  * payload is buffered) or 1011 (out of memory reassembling a fragmented message). The error
- * is sticky: later calls return it again. After CLOSE the caller stops feeding the reader. */
+ * is sticky: later calls return it again. buf may have been partly unmasked when ERROR is
+ * returned. After CLOSE the caller stops feeding the reader. */
 int ws_reader_next(ws_reader *r, uint8_t *buf, size_t len, size_t *consumed, ws_event *ev);
 
 #endif

@@ -41,9 +41,9 @@ END_TEST
 START_TEST(test_strict_decoder)
 {
     static const char *const bad[] = {
-        "Zg",   "Zg=",       "Zg===",    "Z===",     "====",     "=Zg=",    "Zg==Zg==",
-        "Zh==", "Zm9=",      "Zm9v\n",   "Zm 9v",    "Zm9v-_==", "Zm9\x80", "Zg=A",
-        "A",    "Zm9vYg=\n", "Zm9vYmE", "Zm9vYg=a",
+        "Zg",       "Zg=",  "Zg===", "Z===",      "====",    "=Zg=",
+        "Zg==Zg==", "Zh==", "Zm9=",  "Zm9v\n",    "Zm 9v",   "Zm9v-_==",
+        "Zm9\x80",  "Zg=A", "A",     "Zm9vYg=\n", "Zm9vYmE", "Zm9vYg=a",
     };
     uint8_t out[16];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)

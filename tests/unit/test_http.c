@@ -251,8 +251,8 @@ START_TEST(test_cookies)
     static const char v[] = "a=b; c=d;  sid = \"xyz\" ;;flag; =v; e=; t=a=b;\t";
     http_cookie_iter it;
     http_cookie_iter_init(&it, v, sizeof v - 1);
-    static const char *const want[][2] = {{"a", "b"}, {"c", "d"},  {"sid", "xyz"},
-                                          {"flag", ""}, {"e", ""}, {"t", "a=b"}};
+    static const char *const want[][2] = {{"a", "b"},   {"c", "d"}, {"sid", "xyz"},
+                                          {"flag", ""}, {"e", ""},  {"t", "a=b"}};
     const char *n, *val;
     size_t nl, vl;
     for (size_t i = 0; i < 6; i++) {
@@ -286,10 +286,11 @@ START_TEST(test_query_decoding)
         const char *v;
         size_t vl;
     } want[] = {
-        {"a", 1, "1", 1},       {"b", 1, "x y!", 4}, {"c", 1, "", 0},
-        {"d", 1, "%zz", 3},     {"e", 1, "%4", 2},   {"f", 1, "%", 1},
-        {"g", 1, "AB", 2},      {"key", 3, "v", 1},  {"n", 1, "\0", 1},
-        {"u", 1, "\xe6\x97\xa5", 3},
+        {"a", 1, "1", 1},  {"b", 1, "x y!", 4},
+        {"c", 1, "", 0},   {"d", 1, "%zz", 3},
+        {"e", 1, "%4", 2}, {"f", 1, "%", 1},
+        {"g", 1, "AB", 2}, {"key", 3, "v", 1},
+        {"n", 1, "\0", 1}, {"u", 1, "\xe6\x97\xa5", 3},
     };
     const char *k, *v;
     size_t kl, vl;
@@ -345,8 +346,13 @@ START_TEST(test_handshake_sample_accept)
 
     gw_buf out = {0};
     static const char *const extra[] = {
-        "Sec-WebSocket-Protocol: chat", "X-Bad: a\r\nInjected: 1", "X-Bad2: b\n", NULL, "",
-        "NoColon", "Server: gw",
+        "Sec-WebSocket-Protocol: chat",
+        "X-Bad: a\r\nInjected: 1",
+        "X-Bad2: b\n",
+        NULL,
+        "",
+        "NoColon",
+        "Server: gw",
     };
     ck_assert_int_eq(http_ws_response_101(&out, &res, extra, 7), 0);
     static const char want[] = "HTTP/1.1 101 Switching Protocols\r\n"
@@ -385,8 +391,7 @@ START_TEST(test_handshake_failures)
         {"GET / HTTP/1.1\r\n" H_HOST H_UPG H_VER H_KEY "\r\n", 400},
         {"GET / HTTP/1.1\r\n" H_HOST H_UPG "Connection: keep-alive\r\n" H_VER H_KEY "\r\n", 400},
         {"GET / HTTP/1.1\r\n" H_HOST H_UPG H_CONN H_KEY "\r\n", 400},
-        {"GET / HTTP/1.1\r\n" H_HOST H_UPG H_CONN "Sec-WebSocket-Version: 8\r\n" H_KEY "\r\n",
-         426},
+        {"GET / HTTP/1.1\r\n" H_HOST H_UPG H_CONN "Sec-WebSocket-Version: 8\r\n" H_KEY "\r\n", 426},
         {"GET / HTTP/1.1\r\n" H_HOST H_UPG H_CONN "Sec-WebSocket-Version: 13, 8\r\n" H_KEY "\r\n",
          426},
         {"GET / HTTP/1.1\r\n" H_HOST H_UPG H_CONN H_VER H_VER H_KEY "\r\n", 426},

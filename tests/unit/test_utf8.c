@@ -62,14 +62,14 @@ START_TEST(test_valid_multilingual)
     static const char *const ok[] = {
         "",
         "Hello, world",
-        "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5",                 /* κόσμε */
-        "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e",                         /* 日本語 */
-        "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82",             /* Привет */
-        "\xd8\xb3\xd9\x84\xd8\xa7\xd9\x85",                             /* سلام */
-        "\xf0\x9f\x98\x80 \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd",            /* emoji */
-        "\x7f\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf",                 /* 2/3-byte edges */
-        "\xed\x9f\xbf\xee\x80\x80\xef\xbf\xbe",                         /* U+D7FF U+E000 U+FFFE */
-        "\xf0\x90\x80\x80\xf4\x8f\xbf\xbf",                             /* U+10000 U+10FFFF */
+        "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5",      /* κόσμε */
+        "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e",              /* 日本語 */
+        "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82",  /* Привет */
+        "\xd8\xb3\xd9\x84\xd8\xa7\xd9\x85",                  /* سلام */
+        "\xf0\x9f\x98\x80 \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd", /* emoji */
+        "\x7f\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf",      /* 2/3-byte edges */
+        "\xed\x9f\xbf\xee\x80\x80\xef\xbf\xbe",              /* U+D7FF U+E000 U+FFFE */
+        "\xf0\x90\x80\x80\xf4\x8f\xbf\xbf",                  /* U+10000 U+10FFFF */
         "\xf1\x80\x80\x80\xf3\xbf\xbf\xbf",
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
@@ -92,29 +92,33 @@ START_TEST(test_invalid_fail_fast_position)
         size_t n;
         long pos;
     } bad[] = {
-        {"\x80", 1, 0},                          /* stray continuation */
+        {"\x80", 1, 0}, /* stray continuation */
         {"ab\xbf", 3, 2},
-        {"\xc0\x80", 2, 0},                      /* overlong NUL */
-        {"\xc1\xbf", 2, 0},                      /* overlong U+007F */
-        {"\xe0\x80\x80", 3, 1},                  /* overlong 3-byte */
-        {"\xe0\x9f\xbf", 3, 1},                  /* overlong U+07FF */
-        {"\xf0\x80\x80\x80", 4, 1},              /* overlong 4-byte */
-        {"\xf0\x8f\xbf\xbf", 4, 1},              /* overlong U+FFFF */
-        {"\xed\xa0\x80", 3, 1},                  /* U+D800 */
-        {"\xed\xbf\xbf", 3, 1},                  /* U+DFFF */
-        {"\xed\xa0\x80\xed\xb0\x80", 6, 1},      /* surrogate pair in UTF-8 (CESU) */
-        {"\xf4\x90\x80\x80", 4, 1},              /* U+110000 */
+        {"\xc0\x80", 2, 0},                 /* overlong NUL */
+        {"\xc1\xbf", 2, 0},                 /* overlong U+007F */
+        {"\xe0\x80\x80", 3, 1},             /* overlong 3-byte */
+        {"\xe0\x9f\xbf", 3, 1},             /* overlong U+07FF */
+        {"\xf0\x80\x80\x80", 4, 1},         /* overlong 4-byte */
+        {"\xf0\x8f\xbf\xbf", 4, 1},         /* overlong U+FFFF */
+        {"\xed\xa0\x80", 3, 1},             /* U+D800 */
+        {"\xed\xbf\xbf", 3, 1},             /* U+DFFF */
+        {"\xed\xa0\x80\xed\xb0\x80", 6, 1}, /* surrogate pair in UTF-8 (CESU) */
+        {"\xf4\x90\x80\x80", 4, 1},         /* U+110000 */
         {"\xf5\x80\x80\x80", 4, 0},
         {"\xf7\xbf\xbf\xbf", 4, 0},
-        {"\xf8\x88\x80\x80\x80", 5, 0},          /* 5-byte form */
-        {"\xfc\x84\x80\x80\x80\x80", 6, 0},      /* 6-byte form */
+        {"\xf8\x88\x80\x80\x80", 5, 0},     /* 5-byte form */
+        {"\xfc\x84\x80\x80\x80\x80", 6, 0}, /* 6-byte form */
         {"\xfe", 1, 0},
         {"\xff", 1, 0},
-        {"\xc2\x41", 2, 1},                      /* lead without continuation */
+        {"\xc2\x41", 2, 1}, /* lead without continuation */
         {"\xe2\x82\x41", 3, 2},
         {"\xf0\x9f\x98\x41", 4, 3},
-        {"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80" "edited", 20, 12},
-        {"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xf4\x90\x80\x80" "edited", 21, 12},
+        {"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80"
+         "edited",
+         20, 12},
+        {"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xf4\x90\x80\x80"
+         "edited",
+         21, 12},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const uint8_t *p = (const uint8_t *)bad[i].s;
@@ -208,7 +212,8 @@ END_TEST
 /* 4-byte strings with any first two bytes and sample tails agree with the reference. */
 START_TEST(test_exhaustive_four_byte_heads)
 {
-    static const uint8_t tails[] = {0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xFF};
+    static const uint8_t tails[] = {0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90,
+                                    0x9F, 0xA0, 0xBF, 0xC0, 0xFF};
     uint8_t b[4];
     for (unsigned a = 0xC0; a < 256; a++)
         for (unsigned c = 0; c < 256; c++)

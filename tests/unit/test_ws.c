@@ -51,8 +51,7 @@ static void log_add(evlog *l, int type, const ws_event *ev)
     r->code = ev->close_code;
     r->off = l->data.len;
     r->len = 0;
-    if (type == WS_EV_MESSAGE || type == WS_EV_PING || type == WS_EV_PONG ||
-        type == WS_EV_CLOSE) {
+    if (type == WS_EV_MESSAGE || type == WS_EV_PING || type == WS_EV_PONG || type == WS_EV_CLOSE) {
         ck_assert_ptr_nonnull(ev->data);
         ck_assert_int_eq(gw_buf_append(&l->data, ev->data, ev->len), 0);
         r->len = ev->len;
@@ -122,11 +121,11 @@ static void log_assert_same(const evlog *a, const evlog *b, const char *what, si
     ck_assert_msg(a->n == b->n, "%s %zu: %zu events, expected %zu", what, k, b->n, a->n);
     for (size_t i = 0; i < a->n; i++) {
         const rec *x = &a->ev[i], *y = &b->ev[i];
-        ck_assert_msg(x->type == y->type && x->opcode == y->opcode && x->code == y->code &&
-                          x->len == y->len &&
-                          (x->len == 0 || memcmp(a->data.data + x->off, b->data.data + y->off,
-                                                 x->len) == 0),
-                      "%s %zu: event %zu differs", what, k, i);
+        ck_assert_msg(
+            x->type == y->type && x->opcode == y->opcode && x->code == y->code &&
+                x->len == y->len &&
+                (x->len == 0 || memcmp(a->data.data + x->off, b->data.data + y->off, x->len) == 0),
+            "%s %zu: event %zu differs", what, k, i);
     }
 }
 
@@ -142,8 +141,7 @@ typedef struct want {
 /* Runs input whole, byte by byte, and split in two at every byte boundary (for large inputs
  * at every boundary near frame starts and a sample elsewhere), and checks that every run
  * produces exactly the expected events. */
-static void check_stream(int is_server, uint64_t max, const gw_buf *input, const want *w,
-                         size_t nw)
+static void check_stream(int is_server, uint64_t max, const gw_buf *input, const want *w, size_t nw)
 {
     const uint8_t *p = input->data;
     size_t n = input->len;
@@ -157,8 +155,7 @@ static void check_stream(int is_server, uint64_t max, const gw_buf *input, const
         ck_assert_msg(x->opcode == w[i].opcode, "event %zu: opcode %d", i, x->opcode);
         ck_assert_msg(x->code == w[i].code, "event %zu: code %u, expected %u", i, x->code,
                       w[i].code);
-        ck_assert_msg(x->len == w[i].len, "event %zu: len %zu, expected %zu", i, x->len,
-                      w[i].len);
+        ck_assert_msg(x->len == w[i].len, "event %zu: len %zu, expected %zu", i, x->len, w[i].len);
         if (w[i].data && w[i].len)
             ck_assert_int_eq(memcmp(whole.data.data + x->off, w[i].data, w[i].len), 0);
     }
@@ -186,9 +183,18 @@ static void check_stream(int is_server, uint64_t max, const gw_buf *input, const
     log_free(&whole);
 }
 
-#define W_MSG(op, s) {WS_EV_MESSAGE, op, 0, s, sizeof(s) - 1}
-#define W_NONE {WS_EV_NONE, 0, 0, NULL, 0}
-#define W_ERR(c) {WS_EV_ERROR, 0, c, NULL, 0}
+#define W_MSG(op, s)                                                                               \
+    {                                                                                              \
+        WS_EV_MESSAGE, op, 0, s, sizeof(s) - 1                                                     \
+    }
+#define W_NONE                                                                                     \
+    {                                                                                              \
+        WS_EV_NONE, 0, 0, NULL, 0                                                                  \
+    }
+#define W_ERR(c)                                                                                   \
+    {                                                                                              \
+        WS_EV_ERROR, 0, c, NULL, 0                                                                 \
+    }
 
 /* ---- frame header codec -------------------------------------------------------------- */
 
@@ -237,8 +243,8 @@ END_TEST
 
 START_TEST(test_header_encode_roundtrip)
 {
-    static const uint64_t lens[] = {0, 1, 125, 126, 127, 65535, 65536, UINT64_C(1) << 32,
-                                    (UINT64_C(1) << 63) - 1};
+    static const uint64_t lens[] = {
+        0, 1, 125, 126, 127, 65535, 65536, UINT64_C(1) << 32, (UINT64_C(1) << 63) - 1};
     static const size_t hl_plain[] = {2, 2, 2, 4, 4, 4, 10, 10, 10};
     uint8_t h[WS_MAX_HEADER];
     for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
@@ -680,8 +686,9 @@ START_TEST(test_close_frames)
     static const want w0[] = {{WS_EV_CLOSE, WS_OP_CLOSE, 1005, "", 0}};
     check_stream(1, 100, &in, w0, 1);
     in.len = 0;
-    cf(&in, 1, WS_OP_CLOSE, "\x03\xe8"
-                            "bye \xc3\xa9");
+    cf(&in, 1, WS_OP_CLOSE,
+       "\x03\xe8"
+       "bye \xc3\xa9");
     static const want w1[] = {{WS_EV_CLOSE, WS_OP_CLOSE, 1000, "bye \xc3\xa9", 6}};
     check_stream(1, 100, &in, w1, 1);
     /* 1-byte payload */
@@ -693,8 +700,9 @@ START_TEST(test_close_frames)
     cf(&b, 1, WS_OP_CLOSE, "\x03\xe8\xff");
     expect_error_after_ok(&b, 1007);
     b.len = 0;
-    cf(&b, 1, WS_OP_CLOSE, "\x03\xe8"
-                           "ab\xe2\x82");
+    cf(&b, 1, WS_OP_CLOSE,
+       "\x03\xe8"
+       "ab\xe2\x82");
     expect_error_after_ok(&b, 1007);
     gw_buf_deinit(&b);
     gw_buf_deinit(&in);
@@ -705,8 +713,8 @@ START_TEST(test_close_codes)
 {
     static const unsigned valid[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009,
                                      1010, 1011, 3000, 3999, 4000, 4999};
-    static const unsigned invalid[] = {0,    1,    999,  1004, 1005, 1006, 1012, 1013, 1014,
-                                       1015, 1016, 1100, 2000, 2999, 5000, 65535};
+    static const unsigned invalid[] = {0,    1,    999,  1004, 1005, 1006, 1012, 1013,
+                                       1014, 1015, 1016, 1100, 2000, 2999, 5000, 65535};
     for (size_t i = 0; i < sizeof valid / sizeof valid[0]; i++) {
         ck_assert_msg(ws_close_code_valid(valid[i]), "%u", valid[i]);
         uint8_t pl[2] = {(uint8_t)(valid[i] >> 8), (uint8_t)valid[i]};
@@ -861,7 +869,7 @@ START_TEST(test_reassembly_out_of_memory_and_leaks)
     ck_assert_int_eq(ws_reader_next(&r, in.data + off, in.len - off, &used, &ev), WS_EV_MESSAGE);
     ck_assert_int_eq(memcmp(ev.data, "ab", 2), 0);
     ws_reader_deinit(&r);
-    ws_reader_deinit(&r); /* twice is fine */
+    ws_reader_deinit(&r);                                 /* twice is fine */
     ck_assert_int_eq(gw_alloc_outstanding(), before + 1); /* only `in` */
 
     /* allocation failure while reassembling: 1011 */
@@ -917,8 +925,9 @@ START_TEST(test_close_frame_encode)
     gw_buf b = {0};
     ck_assert_int_eq(ws_close_frame_encode(&b, 1000, "bye", 3, NULL), 0);
     ck_assert_uint_eq(b.len, 7);
-    ck_assert_int_eq(memcmp(b.data, "\x88\x05\x03\xe8"
-                                    "bye",
+    ck_assert_int_eq(memcmp(b.data,
+                            "\x88\x05\x03\xe8"
+                            "bye",
                             7),
                      0);
     b.len = 0;
