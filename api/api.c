@@ -486,7 +486,7 @@ VISIBLE int gw_close_client_ex(const char *client_id, const void *last_message, 
     gw_api *a = self();
     if (a == NULL)
         return GW_ENOCONTEXT;
-    if (code != 0 && !((code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
+    if (code != 0 && !((code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
                        (code >= 3000 && code <= 4999)))
         return GW_EINVAL;
     int rc = check_payload(a, last_message, len, flags);

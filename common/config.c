@@ -157,7 +157,8 @@ typedef struct cfg_ctx {
     gw_config *cfg;
 } cfg_ctx;
 
-static void vreport(cfg_ctx *c, const char *key, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void vreport(cfg_ctx *c, const char *key,
+                                                          const char *fmt, va_list ap)
 {
     if (c->err == NULL || c->errlen == 0)
         return;
@@ -992,6 +993,15 @@ static int check_whole(cfg_ctx *c)
                     "%d requires gateway.ping_interval > 0 (a client is closed after "
                     "ping_interval x limit seconds of silence)",
                     g->gateway.ping_not_response_limit);
+    if (g->gateway.ws_ping && g->gateway.ping_not_response_limit == 1)
+        return fail(c, "gateway.ws_ping",
+                    "needs gateway.ping_not_response_limit >= 2 (or 0): a ping is sent after "
+                    "ping_interval of silence, and with limit 1 the client is closed at that "
+                    "same moment, before its pong can arrive");
+    if (g->gateway.count > 1 && g->gateway.listen.count > 0 && !g->gateway.reuse_port)
+        return fail(c, "gateway.reuse_port",
+                    "must be true when gateway.count > 1: every gateway process binds the "
+                    "client ports itself and shares them with SO_REUSEPORT");
     if (g->businessworker.count > 0 && *g->businessworker.module == '\0')
         return fail(c, "businessworker.module",
                     "required when businessworker.count > 0 (path of the module .so)");

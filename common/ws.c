@@ -107,7 +107,9 @@ int ws_frame_encode(gw_buf *out, int fin, int opcode, const void *payload, size_
 
 int ws_close_code_valid(unsigned code)
 {
-    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
+    /* RFC 6455 7.4 plus the codes IANA registered since (1012 service restart,
+     * 1013 try again later, 1014 bad gateway), which browsers may send. */
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
            (code >= 3000 && code <= 4999);
 }
 

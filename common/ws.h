@@ -107,8 +107,9 @@ int ws_close_frame_encode(gw_buf *out, uint16_t code, const void *reason, size_t
  * Returns the frame length (4, or 8 with a mask). */
 size_t ws_close_reply(uint8_t out[WS_CLOSE_REPLY_MAX], uint16_t code, const uint8_t *mask_or_null);
 
-/* Returns 1 when `code` may appear in a close frame on the wire: 1000-1003, 1007-1011,
- * 3000-4999. Else 0 (so 1004, 1005, 1006, 1015, <1000 and 1012-2999 are invalid). */
+/* Returns 1 when `code` may appear in a close frame on the wire: 1000-1003, 1007-1014
+ * (1012-1014 are IANA-registered), 3000-4999. Else 0 (so 1004, 1005, 1006, 1015, <1000 and
+ * 1016-2999 are invalid). */
 int ws_close_code_valid(unsigned code);
 
 /* ---- message reader ------------------------------------------------------------------ */

@@ -153,7 +153,7 @@ int gw_send_to_all_ex(const void *data, size_t len, const char *const *client_id
 /* Closes a client gracefully: sends `last_message` (may be NULL/0) if given, then
  * a WebSocket close frame (1000), then closes the connection once written. */
 int gw_close_client(const char *client_id, const void *last_message, size_t len);
-/* As gw_close_client with a WebSocket close code (1000-1003, 1007-1011, 3000-4999). */
+/* As gw_close_client with a WebSocket close code (1000-1003, 1007-1014, 3000-4999). */
 int gw_close_client_ex(const char *client_id, const void *last_message, size_t len,
                        uint16_t code, unsigned flags);
 int gw_close_current_client(const void *last_message, size_t len);

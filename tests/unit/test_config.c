@@ -206,7 +206,7 @@ static const char full_config[] =
     "    \"max_handshake_size\": 4096, \"handshake_timeout\": 5, \"send_buffer_limit\": 1048576,\n"
     "    \"slow_client_policy\": \"drop\", \"worker_wait_timeout\": 3,\n"
     "    \"worker_queue_limit\": 1048576, \"router\": \"random\", \"websocket_auth\": true,\n"
-    "    \"static_dir\": \"/srv/www\", \"reuse_port\": false},\n"
+    "    \"static_dir\": \"/srv/www\", \"reuse_port\": true},\n"
     "  \"businessworker\": {\"count\": 8, \"name\": \"ChatWorker\", \"module\": "
     "\"/opt/gw/libchat.so\",\n"
     "    \"module_config\": {\"rooms\": [\"a\", \"b\"], \"max\": 3}, \"start_port\": 4100,\n"
@@ -264,7 +264,7 @@ START_TEST(test_full_file)
     ck_assert_int_eq(g->router, GW_ROUTER_RANDOM);
     ck_assert(g->websocket_auth);
     ck_assert_str_eq(g->static_dir, "/srv/www");
-    ck_assert(!g->reuse_port);
+    ck_assert(g->reuse_port);
 
     const gw_businessworker_config *b = &cfg.businessworker;
     ck_assert_int_eq(b->count, 8);
@@ -759,6 +759,14 @@ static const reject_case reject_cases[] = {
     {"{" MODULE ", \"gateway\": {\"ping_not_response_limit\": 2}}",
      "gateway.ping_not_response_limit: 2 requires gateway.ping_interval > 0 (a client is closed "
      "after ping_interval x limit seconds of silence)"},
+    {"{" MODULE ", \"gateway\": {\"ping_interval\": 5, \"ping_not_response_limit\": 1, "
+     "\"ws_ping\": true}}",
+     "gateway.ws_ping: needs gateway.ping_not_response_limit >= 2 (or 0): a ping is sent after "
+     "ping_interval of silence, and with limit 1 the client is closed at that same moment, before "
+     "its pong can arrive"},
+    {"{" MODULE ", \"gateway\": {\"count\": 2, \"reuse_port\": false}}",
+     "gateway.reuse_port: must be true when gateway.count > 1: every gateway process binds the "
+     "client ports itself and shares them with SO_REUSEPORT"},
     {"{" MODULE ", \"cluster\": {\"registers\": [\"10.0.0.2:1238\"]}}",
      "cluster.lan_ip: 127.0.0.1 cannot be reached from remote register 10.0.0.2:1238; set it to "
      "this host's LAN address"},

@@ -711,10 +711,10 @@ END_TEST
 
 START_TEST(test_close_codes)
 {
-    static const unsigned valid[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009,
-                                     1010, 1011, 3000, 3999, 4000, 4999};
-    static const unsigned invalid[] = {0,    1,    999,  1004, 1005, 1006, 1012, 1013,
-                                       1014, 1015, 1016, 1100, 2000, 2999, 5000, 65535};
+    static const unsigned valid[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010,
+                                     1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999};
+    static const unsigned invalid[] = {0,    1,    999,  1004, 1005, 1006,
+                                       1015, 1016, 1100, 2000, 2999, 5000, 65535};
     for (size_t i = 0; i < sizeof valid / sizeof valid[0]; i++) {
         ck_assert_msg(ws_close_code_valid(valid[i]), "%u", valid[i]);
         uint8_t pl[2] = {(uint8_t)(valid[i] >> 8), (uint8_t)valid[i]};
