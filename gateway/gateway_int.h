@@ -156,6 +156,7 @@ struct gw_gateway {
     smap uids;   /* uid -> member_set */
     smap groups; /* group -> member_set */
     uint32_t mark_gen;
+    uint64_t members_changes; /* presence notices sent (first member in, last out) */
 
     gw_gateway_stats stats;
     uint32_t live_conns; /* accepted and not yet freed */
