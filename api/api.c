@@ -947,6 +947,8 @@ static long query_start(int kind, int finish, const char *client_id, const char 
         if (rc == GW_EINVAL)
             return -GW_EINVAL;
     }
+    if (a->before_query)
+        a->before_query(a);
     gw_query *q = gw_calloc(1, sizeof *q);
     if (q == NULL)
         return -ENOMEM;

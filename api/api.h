@@ -41,6 +41,9 @@ struct gw_api {
      * hook (the worker applies them to the session view, written back in order
      * after the callback). Returns a gw_* result. May be NULL. */
     int (*session_hook)(gw_api *a, const json_t *value, int merge);
+    /* Called before a query is sent (may be NULL): the worker writes back the
+     * current client's session changes so the query sees them. */
+    void (*before_query)(gw_api *a);
     smap queries; /* decimal id -> gw_query */
     uint32_t next_query_id;
     gw_query *collected; /* result of the last gw_wait, freed at the next one */

@@ -130,6 +130,12 @@ static void write_back_session(gw_worker *w)
         return;
     }
     w->stats.session_writes++;
+    /* Later changes in this callback are diffed against what was just sent. */
+    json_t *sent = json_deep_copy(e->session);
+    if (sent) {
+        json_decref(e->session_orig);
+        e->session_orig = sent;
+    }
     sess_pending *p = smap_get(&w->pending, e->client_id, 20);
     if (p == NULL) {
         p = gw_calloc(1, sizeof *p);
@@ -144,6 +150,13 @@ static void write_back_session(gw_worker *w)
     }
     json_array_append_new(p->patches, patch);
     p->sent++;
+}
+
+static void before_query(gw_api *a)
+{
+    gw_worker *w = container_of(a, gw_worker, api);
+    if (w->ev.active)
+        write_back_session(w);
 }
 
 /* ---- events ---- */
@@ -315,6 +328,7 @@ int gw_worker_start(gw_worker **out, uv_loop_t *loop, const gw_config *cfg, int 
     gw_worker_self = w;
     gw_api_init(&w->api, loop, w->cl, cfg, 1);
     w->api.session_hook = session_hook;
+    w->api.before_query = before_query;
     LOG_INFO("GW-START", "business worker %d (%s) started: inbox %s:%u", index,
              cfg->businessworker.name, cfg->cluster.lan_ip, cc.inbox_port);
     if (w->mod.on_worker_start)

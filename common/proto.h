@@ -168,6 +168,7 @@ typedef struct gwp_writer {
     int state;
 } gwp_writer;
 
+/* Makes w an idle, empty writer (same as zeroing it); allocates nothing. */
 void gwp_writer_init(gwp_writer *w);
 /* Frees the buffer; leaves w zeroed. Safe on a zeroed writer and twice. */
 void gwp_writer_deinit(gwp_writer *w);
@@ -177,9 +178,10 @@ void gwp_writer_deinit(gwp_writer *w);
  * -ENOMEM (writer left idle). */
 int gwp_writer_begin(gwp_writer *w, const gwp_sender *s);
 
-/* Appends frame `f`, copying f->a and f->b. Returns 0, -EINVAL (not open, or a NULL
- * pointer with a non-zero length), -E2BIG (a length > UINT32_MAX or 2^32-1 frames
- * already) or -ENOMEM. On error the batch is unchanged. */
+/* Appends frame `f`, copying f->a and f->b (which must not point into w's own
+ * buffer: it may move). Returns 0, -EINVAL (not open, or a NULL pointer with a
+ * non-zero length), -E2BIG (a length > UINT32_MAX or 2^32-1 frames already) or
+ * -ENOMEM. On error the batch is unchanged. */
 int gwp_writer_add(gwp_writer *w, const gwp_frame *f);
 
 /* Like gwp_writer_add but copies nothing: writes the frame header from `f` (f->a
@@ -217,10 +219,10 @@ typedef struct gwp_batch {
     gwp_sender sender;
     uint8_t version;
     uint8_t flags;
-    uint32_t count;        /* frames in the batch */
-    const uint8_t *pos;    /* next frame */
-    const uint8_t *end;    /* end of the last frame */
-    uint32_t left;         /* frames not yet returned by gwp_batch_next */
+    uint32_t count;     /* frames in the batch */
+    const uint8_t *pos; /* next frame */
+    const uint8_t *end; /* end of the last frame */
+    uint32_t left;      /* frames not yet returned by gwp_batch_next */
 } gwp_batch;
 
 /* Validates the whole message before any frame is seen, in this order: magic

@@ -30,12 +30,12 @@ typedef struct wheel_node {
 
 typedef struct wheel {
     wheel_node **slots;
-    uint64_t mask;    /* nslots - 1 */
+    uint64_t mask; /* nslots - 1 */
     uint64_t tick_ms;
-    uint64_t cur;     /* tick of the last advance: the first slot the next one visits */
-    uint64_t now_ms;  /* now_ms of the last advance (or of init) */
-    size_t count;     /* nodes in the wheel */
-    int advancing;    /* inside wheel_advance */
+    uint64_t cur;    /* tick of the last advance: the first slot the next one visits */
+    uint64_t now_ms; /* now_ms of the last advance (or of init) */
+    size_t count;    /* nodes in the wheel */
+    int advancing;   /* inside wheel_advance */
 } wheel;
 
 /* Fired node callback: the node is already out of the wheel. */

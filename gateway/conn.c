@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/proto.h"
 #include "common/jutil.h"
+#include "gateway/static.h"
 #include "gateway/gateway_int.h"
 
 #include <arpa/inet.h>
@@ -545,6 +546,32 @@ static void reject_handshake(gw_conn *c, int status, const char *reason)
     gw_schedule(gw, c, uv_now(gw->loop) + CLOSE_LINGER_MS);
 }
 
+/* Answers a plain HTTP request with a file of gateway.static_dir, then closes. */
+static void serve_static(gw_conn *c, const http_request *req)
+{
+    gw_gateway *gw = c->gw;
+    gw_buf b = {0};
+    int status = static_respond(gw->cfg->gateway.static_dir, req, &b);
+    if (status < 0) {
+        gw_buf_deinit(&b);
+        conn_destroy(c, "out of memory");
+        return;
+    }
+    gw->stats.http_requests++;
+    LOG_DEBUG("client %u: HTTP %.*s %.*s -> %d", c->id, (int)req->method_len, req->method,
+              (int)req->path_len, req->path, status);
+    gw_sbuf *sb = sbuf_copy(b.data, b.len);
+    gw_buf_deinit(&b);
+    leave_open(c);
+    if (sb == NULL || out_push(c, sb, 0) < 0) {
+        gw_sbuf_unref(sb);
+        conn_destroy(c, NULL);
+        return;
+    }
+    c->flags |= CF_SHUTDOWN;
+    gw_schedule(gw, c, uv_now(gw->loop) + CLOSE_LINGER_MS);
+}
+
 static int json_set_str(json_t *o, const char *k, size_t klen, const char *v, size_t vlen)
 {
     return jutil_set_lossy(o, k, klen, jutil_string_lossy(v, vlen));
@@ -666,12 +693,20 @@ static long handshake_next(gw_conn *c, uint8_t *p, size_t len)
         reject_handshake(c, 431, "request header too large");
         return -1;
     }
+    if (gw->cfg->gateway.static_dir[0] && !http_header_has_token(&req, "Upgrade", "websocket")) {
+        serve_static(c, &req);
+        return -1;
+    }
     http_ws_result res;
     int rc = http_ws_handshake_check(&req, &res);
     if (rc != 0) {
         reject_handshake(c, res.status, res.reason);
         return -1;
     }
+    /* A WebSocket client: its worker hears of it now (for text and frame
+     * clients at accept), then of the handshake. */
+    c->flags |= CF_EVENTS;
+    gw_forward_event(gw, c, GWP_EV_CONNECT, 0, NULL, 0);
     gw_buf rj = {0};
     if (request_json(&req, &rj) < 0) {
         gw_buf_deinit(&rj);
@@ -879,8 +914,10 @@ void conn_accept(gw_gateway *gw, listener *l)
         conn_destroy(c, uv_strerror(rc));
         return;
     }
-    c->flags |= CF_EVENTS;
-    gw_forward_event(gw, c, GWP_EV_CONNECT, 0, NULL, 0);
+    if (c->state == CONN_OPEN) {
+        c->flags |= CF_EVENTS;
+        gw_forward_event(gw, c, GWP_EV_CONNECT, 0, NULL, 0);
+    }
     if (c->state == CONN_HANDSHAKE)
         gw_schedule(gw, c, c->last_rx_ms + gw->handshake_ms);
     else if (gw->ping_interval_ms)

@@ -34,6 +34,7 @@ typedef struct gw_gateway_stats {
     uint64_t unknown_client;   /* commands for a client that is not (or no longer) here */
     uint64_t bad_commands;     /* malformed or unknown commands */
     uint64_t pings_sent;
+    uint64_t http_requests; /* static files served (gateway.static_dir) */
     uint32_t connections;
     uint32_t workers;
 } gw_gateway_stats;

@@ -18,8 +18,10 @@
  *   void on_worker_start(void);       once, after the module is loaded
  *   void on_worker_stop(void);        once, before the worker exits
  *   void on_connect(const char *client_id);
- *                                     a client connected (TCP accepted; for WebSocket
- *                                     before the handshake, as in GatewayWorker)
+ *                                     a client connected: text/frame clients when the
+ *                                     TCP connection is accepted, WebSocket clients
+ *                                     when their upgrade request arrived (messages
+ *                                     sent now are delivered after the 101)
  *   void on_websocket_connect(const char *client_id, const gw_request *req);
  *                                     a WebSocket handshake was accepted
  *   void on_message(const char *client_id, const char *data, size_t len);

@@ -137,8 +137,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(msg, in, n);
         msg[3] |= GWP_F_HMAC;
         unsigned int ol = 0;
-        REQUIRE(HMAC(EVP_sha256(), fuzz_secret, (int)strlen(fuzz_secret), msg, n, msg + n,
-                     &ol) != NULL);
+        REQUIRE(HMAC(EVP_sha256(), fuzz_secret, (int)strlen(fuzz_secret), msg, n, msg + n, &ol) !=
+                NULL);
         REQUIRE(ol == GWP_TAG_LEN);
         rc = gwp_batch_open(msg, tlen, NULL, &b);
         REQUIRE(rc == 0 || known_error(rc));

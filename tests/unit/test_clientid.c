@@ -73,7 +73,9 @@ START_TEST(test_decode_rejects)
     ck_assert_int_eq(clientid_decode(NULL, &a), -EINVAL);
     ck_assert_int_eq(clientid_decode_n(NULL, 20, &a), -EINVAL);
     /* An embedded NUL inside the 20 characters. */
-    ck_assert_int_eq(clientid_decode_n("7f000001\0" "8fc00000001", 20, &a), -EINVAL);
+    char nul[CLIENTID_LEN + 1] = "7f00000108fc00000001";
+    nul[8] = '\0';
+    ck_assert_int_eq(clientid_decode_n(nul, CLIENTID_LEN, &a), -EINVAL);
     ck_assert_int_eq(clientid_decode_n("7f00000108fc00000001", 19, &a), -EINVAL);
     ck_assert_int_eq(clientid_decode_n("7f00000108fc00000001", 21, &a), -EINVAL);
     /* Every byte value in every position: only [0-9a-f] accepted. */

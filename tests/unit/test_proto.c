@@ -47,8 +47,8 @@ static const uint8_t expected_plain[] = {
     /* header */
     'G', 'W', 1, 0, 2, 0, 0x08, 0xfc, 0x7f, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 2,
     /* frame 1 */
-    30, 0x80, 0x12, 0x34, 0, 0, 0, 7, 0x0a, 0x0b, 0x0c, 0x0d, 0, 0, 0, 2, 0, 0, 0, 5, 'a', 'b',
-    'h', 'e', 'l', 'l', 'o',
+    30, 0x80, 0x12, 0x34, 0, 0, 0, 7, 0x0a, 0x0b, 0x0c, 0x0d, 0, 0, 0, 2, 0, 0, 0, 5, 'a', 'b', 'h',
+    'e', 'l', 'l', 'o',
     /* frame 2 */
     90, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
 
@@ -81,8 +81,8 @@ START_TEST(test_encode_hmac_bytes)
     /* The tag is HMAC-SHA256(secret, bytes up to the tag), computed independently. */
     uint8_t tag[32];
     unsigned int tlen = 0;
-    ck_assert_ptr_nonnull(HMAC(EVP_sha256(), secret, (int)strlen(secret), p,
-                               len - GWP_TAG_LEN, tag, &tlen));
+    ck_assert_ptr_nonnull(
+        HMAC(EVP_sha256(), secret, (int)strlen(secret), p, len - GWP_TAG_LEN, tag, &tlen));
     ck_assert_uint_eq(tlen, 32);
     ck_assert_mem_eq(p + len - GWP_TAG_LEN, tag, 32);
 
@@ -344,8 +344,7 @@ START_TEST(test_frame_count_mismatch)
                      GWP_ETRAILING);
     ck_assert_int_eq(gwp_batch_open(msg, raw_batch(msg, 0xffffffffu, fr, sizeof fr), NULL, &b),
                      GWP_ECOUNT);
-    ck_assert_int_eq(gwp_batch_open(msg, raw_batch(msg, 0xffffffffu, fr, 0), NULL, &b),
-                     GWP_ECOUNT);
+    ck_assert_int_eq(gwp_batch_open(msg, raw_batch(msg, 0xffffffffu, fr, 0), NULL, &b), GWP_ECOUNT);
     /* Count 2 with half a second frame header. */
     ck_assert_int_eq(gwp_batch_open(msg, raw_batch(msg, 2, fr, sizeof fr - 10), NULL, &b),
                      GWP_ETRUNC);
@@ -372,9 +371,9 @@ START_TEST(test_header_errors)
         uint8_t v;
         int rc;
     } cases[] = {
-        {0, 'g', GWP_EMAGIC},   {1, 'X', GWP_EMAGIC},   {2, 0, GWP_EVERSION},
-        {2, 2, GWP_EVERSION},   {3, 0x02, GWP_EHEADER}, {3, 0x80, GWP_EHEADER},
-        {4, 0, GWP_EHEADER},    {4, 5, GWP_EHEADER},    {5, 1, GWP_EHEADER},
+        {0, 'g', GWP_EMAGIC},    {1, 'X', GWP_EMAGIC},      {2, 0, GWP_EVERSION},
+        {2, 2, GWP_EVERSION},    {3, 0x02, GWP_EHEADER},    {3, 0x80, GWP_EHEADER},
+        {4, 0, GWP_EHEADER},     {4, 5, GWP_EHEADER},       {5, 1, GWP_EHEADER},
         {4, GWP_ROLE_CLIENT, 0}, {4, GWP_ROLE_REGISTER, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -506,8 +505,13 @@ START_TEST(test_writer_inplace)
     gwp_writer w = {0};
     ck_assert_int_eq(gwp_writer_begin(&w, &test_sender), 0);
     uint8_t *a = NULL, *bb = NULL;
-    gwp_frame f = {.cmd = GWP_CMD_SEND, .flags = 0x80, .aux = 0x1234, .conn = 7,
-                   .req = 0x0a0b0c0d, .a_len = 2, .b_len = 5};
+    gwp_frame f = {.cmd = GWP_CMD_SEND,
+                   .flags = 0x80,
+                   .aux = 0x1234,
+                   .conn = 7,
+                   .req = 0x0a0b0c0d,
+                   .a_len = 2,
+                   .b_len = 5};
     ck_assert_int_eq(gwp_writer_add_inplace(&w, &f, &a, &bb), 0);
     memcpy(a, "ab", 2);
     memcpy(bb, "hello", 5);
@@ -534,8 +538,8 @@ START_TEST(test_writer_batch_limit)
     ck_assert_int_eq(gwp_writer_begin(&w, &test_sender), 0);
     uint32_t added = 0;
     while (gwp_writer_size(&w) + gwp_frame_wire_len(0, sizeof payload) + GWP_TAG_LEN <= max) {
-        gwp_frame f = {.cmd = GWP_EV_MESSAGE, .conn = added + 1, .b = payload,
-                       .b_len = sizeof payload};
+        gwp_frame f = {
+            .cmd = GWP_EV_MESSAGE, .conn = added + 1, .b = payload, .b_len = sizeof payload};
         ck_assert_int_eq(gwp_writer_add(&w, &f), 0);
         added++;
     }
@@ -629,7 +633,7 @@ START_TEST(test_u32list)
     ck_assert_int_eq(gwp_u32list_append(&out, v, 4), 0);
     ck_assert_int_eq(gw_buf_append_str(&out, "{\"x\":1}"), 0); /* other params follow */
     ck_assert_uint_eq(out.len, gwp_u32list_wire_len(4) + 7);
-    static const uint8_t want[] = {0, 0, 0, 4, 0,    0,    0,    1,    0xde, 0xad,
+    static const uint8_t want[] = {0,    0,    0, 4, 0, 0, 0,    1,    0xde, 0xad,
                                    0xbe, 0xef, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff};
     ck_assert_mem_eq(out.data, want, sizeof want);
 
@@ -691,8 +695,8 @@ START_TEST(test_names)
     ck_assert_str_eq(gwp_cmd_name(255), "UNKNOWN");
     ck_assert_str_eq(gwp_cmd_name(-1), "UNKNOWN");
     /* Every defined command has a name. */
-    int cmds[] = {1, 2, 10, 11, 12, 13, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42,
-                  60, 61, 90, 91, 92};
+    int cmds[] = {1,  2,  10, 11, 12, 13, 30, 31, 32, 33, 34, 35,
+                  36, 37, 38, 39, 40, 41, 42, 60, 61, 90, 91, 92};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         ck_assert_str_ne(gwp_cmd_name(cmds[i]), "UNKNOWN");
 }

@@ -32,9 +32,9 @@ typedef struct ctx {
     uint64_t now;
     int fired;
     /* behaviours */
-    uint64_t readd_after;  /* re-add the fired node at now + readd_after (0: no) */
-    tnode *remove_victim;  /* remove this node when anything fires */
-    tnode *add_victim;     /* add this node (at add_deadline) when anything fires */
+    uint64_t readd_after; /* re-add the fired node at now + readd_after (0: no) */
+    tnode *remove_victim; /* remove this node when anything fires */
+    tnode *add_victim;    /* add this node (at add_deadline) when anything fires */
     uint64_t add_deadline;
     int nested;
 } ctx;
@@ -318,7 +318,7 @@ START_TEST(test_far_deadline)
     uint64_t rev = TICK * NSLOTS;
     uint64_t d = 10 * rev + 77;
     wheel_add(&w, &a.wn, d);
-    wheel_add(&w, &b.wn, 77); /* same slot, first revolution */
+    wheel_add(&w, &b.wn, 77);                       /* same slot, first revolution */
     ck_assert_uint_eq(wheel_next_deadline(&w), 50); /* lower bound: start of slot tick 1 */
     for (uint64_t now = 0; now < d; now += 10) {
         adv(&w, &c, now);
