@@ -379,7 +379,6 @@ static const cfg_field businessworker_fields[] = {
     KEY("start_port", T_PORT, BW(start_port), "3900", .min = 1, .max = 65535),
     KEY("inbox_bind", T_STRING, BW(inbox_bind), "\"\"", .validate = v_bind_ip),
     KEY("query_timeout", T_SECONDS, BW(query_timeout), "5.0", .dmin = 0.01, .dmax = 600),
-    KEY("event_queue_limit", T_INT, BW(event_queue_limit), "65536", .min = 1, .max = 10000000),
 };
 
 #define SV(m) offsetof(gw_supervisor_config, m)

@@ -164,7 +164,6 @@ typedef struct gw_businessworker_config {
     uint16_t start_port;   /* inbox port of worker i = start_port + i */
     char *inbox_bind;      /* "" = bind the inbox on cluster.lan_ip */
     double query_timeout;
-    int event_queue_limit;
 } gw_businessworker_config;
 
 typedef struct gw_supervisor_config {

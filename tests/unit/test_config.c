@@ -152,7 +152,6 @@ START_TEST(test_defaults)
     ck_assert_uint_eq(b->start_port, 3900);
     ck_assert_str_eq(b->inbox_bind, "");
     ck_assert_double_eq(b->query_timeout, 5.0);
-    ck_assert_int_eq(b->event_queue_limit, 65536);
 
     const gw_supervisor_config *s = &cfg.supervisor;
     ck_assert_double_eq(s->stop_timeout, 5.0);
@@ -210,7 +209,7 @@ static const char full_config[] =
     "  \"businessworker\": {\"count\": 8, \"name\": \"ChatWorker\", \"module\": "
     "\"/opt/gw/libchat.so\",\n"
     "    \"module_config\": {\"rooms\": [\"a\", \"b\"], \"max\": 3}, \"start_port\": 4100,\n"
-    "    \"inbox_bind\": \"10.0.0.5\", \"query_timeout\": 2.5, \"event_queue_limit\": 1000},\n"
+    "    \"inbox_bind\": \"10.0.0.5\", \"query_timeout\": 2.5},\n"
     "  \"supervisor\": {\"stop_timeout\": 10, \"restart_backoff_max\": 60, \"pid_file\": "
     "\"gw.pid\",\n"
     "    \"log_file\": \"/var/log/gw.log\", \"log_max_size\": 0, \"metrics_listen\": "
@@ -274,7 +273,6 @@ START_TEST(test_full_file)
     ck_assert_uint_eq(b->start_port, 4100);
     ck_assert_str_eq(b->inbox_bind, "10.0.0.5");
     ck_assert_double_eq(b->query_timeout, 2.5);
-    ck_assert_int_eq(b->event_queue_limit, 1000);
 
     const gw_supervisor_config *s = &cfg.supervisor;
     ck_assert_double_eq(s->stop_timeout, 10);
@@ -491,7 +489,6 @@ static const range_case range_cases[] = {
     {"businessworker", "count", "-1", "0", "256", "257", NULL},
     {"businessworker", "start_port", "0", "1", "65535", "65536", NULL},
     {"businessworker", "query_timeout", "0.009", "0.01", "600", "600.5", NULL},
-    {"businessworker", "event_queue_limit", "0", "1", "10000000", "10000001", NULL},
     {"supervisor", "stop_timeout", "0.09", "0.1", "300", "300.5", NULL},
     {"supervisor", "restart_backoff_max", "0.09", "0.1", "3600", "3600.5", NULL},
     {"supervisor", "log_max_size", "-1", "0", "1099511627776", "1099511627777", NULL},
