@@ -4,6 +4,7 @@
 #include "common/alloc.h"
 #include "common/clientid.h"
 #include "common/log.h"
+#include "common/mq.h"
 #include "common/proto.h"
 #include "common/proto.h"
 
@@ -17,10 +18,27 @@
 
 /* ---- current event ---- */
 
+static const char *const proto_names[] = {"websocket", "text", "frame"};
+
 VISIBLE const gw_client *gw_current_client(void)
 {
     gw_worker *w = gw_worker_self;
-    return w && w->ev.active ? &w->ev.client : NULL;
+    if (w == NULL || !w->ev.active)
+        return NULL;
+    ev_ctx *e = &w->ev;
+    if (!e->client_ready) {
+        /* Formatted on demand: most modules never look. */
+        wire_info_addr(&e->info, e->remote_addr, sizeof e->remote_addr);
+        mq_format_ipv4(e->gateway_addr, sizeof e->gateway_addr, e->gateway_ip);
+        e->client = (gw_client){.client_id = e->client_id,
+                                .remote_addr = e->remote_addr,
+                                .remote_port = e->info.remote_port,
+                                .gateway_addr = e->gateway_addr,
+                                .gateway_port = e->info.gateway_port,
+                                .protocol = proto_names[e->info.proto]};
+        e->client_ready = 1;
+    }
+    return &e->client;
 }
 
 VISIBLE int gw_message_is_binary(void)

@@ -23,8 +23,6 @@
 
 gw_worker *gw_worker_self;
 
-static const char *const proto_names[] = {"websocket", "text", "frame"};
-
 /* ---- session overlay ---- */
 
 static void pending_free(sess_pending *p)
@@ -185,15 +183,9 @@ static void run_event(gw_worker *w, const gwp_sender *from, const gwp_frame *f)
     e->binary = (f->aux & WIRE_MSG_BINARY) != 0;
     e->sess_text = f->a + WIRE_INFO_LEN;
     e->sess_len = f->a_len - WIRE_INFO_LEN;
-    wire_info_addr(&e->info, e->remote_addr, sizeof e->remote_addr);
-    mq_format_ipv4(e->gateway_addr, sizeof e->gateway_addr, from->ip);
-    e->client = (gw_client){.client_id = e->client_id,
-                            .remote_addr = e->remote_addr,
-                            .remote_port = e->info.remote_port,
-                            .gateway_addr = e->gateway_addr,
-                            .gateway_port = e->info.gateway_port,
-                            .protocol = proto_names[e->info.proto]};
-    pending_trim(w, e->client_id, e->applied);
+    e->gateway_ip = from->ip;
+    if (smap_count(&w->pending))
+        pending_trim(w, e->client_id, e->applied);
     w->stats.events++;
     w->api.ev_active = 1;
     w->api.ev_client_id = e->client_id;
@@ -257,6 +249,8 @@ static void run_event(gw_worker *w, const gwp_sender *from, const gwp_frame *f)
     memset(e, 0, sizeof *e);
 }
 
+static void drain_answer(gw_worker *w, const gwp_sender *from, int phase);
+
 static void on_frame(cluster *cl, const gwp_sender *from, const gwp_frame *f, void *arg)
 {
     gw_worker *w = arg;
@@ -274,6 +268,11 @@ static void on_frame(cluster *cl, const gwp_sender *from, const gwp_frame *f, vo
             run_event(w, from, f);
         return;
     case GWP_PONG:
+        drain_answer(w, from, 2);
+        return;
+    case GWP_DRAIN:
+        if (from->role == GWP_ROLE_GATEWAY && f->aux == 1)
+            drain_answer(w, from, 1);
         return;
     default:
         break;
@@ -370,19 +369,116 @@ static void cluster_stopped(void *arg)
     worker_release(arg);
 }
 
-void gw_worker_stop(gw_worker *w, void (*done)(void *), void *arg)
+static void drain_timer_closed(uv_handle_t *h)
+{
+    worker_release(h->data);
+}
+
+/* The drain is over (or gave up): stop for real. */
+static void stop_now(gw_worker *w)
 {
     if (w->stopping)
         return;
+    if (w->draining) {
+        uv_timer_stop(&w->drain_timer);
+        w->drain_timer.data = w;
+        w->pending_closes++;
+        uv_close((uv_handle_t *)&w->drain_timer, drain_timer_closed);
+        gw_free(w->drain_wait);
+        w->drain_wait = NULL;
+        w->ndrain_wait = 0;
+    }
     if (w->mod.on_worker_stop)
         w->mod.on_worker_stop();
     w->stopping = 1;
-    w->done = done;
-    w->done_arg = arg;
     api_timers_close_all(w);
     gw_api_deinit(&w->api);
     w->pending_closes++;
     cluster_stop(w->cl, cluster_stopped, w);
+}
+
+static void note_gateway(cluster_peer *p, void *arg)
+{
+    gw_worker *w = arg;
+    w->drain_wait[w->ndrain_wait++] = (uint64_t)p->ip << 16 | p->port;
+    gwp_frame f = {.cmd = w->drain_phase == 1 ? GWP_DRAIN : GWP_PING};
+    cluster_send(w->cl, p, &f);
+}
+
+static void count_gateway(cluster_peer *p, void *arg)
+{
+    (void)p;
+    (*(size_t *)arg)++;
+}
+
+/* Sends DRAIN (phase 1) or PING (phase 2) to every gateway and waits for the
+ * answers; moves on when there is nobody to wait for. */
+static void drain_phase(gw_worker *w, int phase)
+{
+    w->drain_phase = phase;
+    size_t n = 0;
+    cluster_foreach_peer(w->cl, GWP_ROLE_GATEWAY, count_gateway, &n);
+    gw_free(w->drain_wait);
+    w->drain_wait = n ? gw_calloc(n, sizeof *w->drain_wait) : NULL;
+    w->ndrain_wait = 0;
+    if (w->drain_wait)
+        cluster_foreach_peer(w->cl, GWP_ROLE_GATEWAY, note_gateway, w);
+    if (w->ndrain_wait > 0)
+        return;
+    if (phase == 1) {
+        LOG_INFO("GW-DRAIN", "no gateway routes to this worker any more");
+        drain_phase(w, 2);
+    } else {
+        stop_now(w);
+    }
+}
+
+/* A DRAIN acknowledgement or a PONG from gateway `from`. */
+static void drain_answer(gw_worker *w, const gwp_sender *from, int phase)
+{
+    if (!w->draining || w->drain_phase != phase)
+        return;
+    uint64_t key = (uint64_t)from->ip << 16 | from->port;
+    for (size_t i = 0; i < w->ndrain_wait; i++)
+        if (w->drain_wait[i] == key) {
+            w->drain_wait[i] = w->drain_wait[--w->ndrain_wait];
+            break;
+        }
+    if (w->ndrain_wait > 0)
+        return;
+    if (phase == 1) {
+        LOG_INFO("GW-DRAIN", "every gateway moved this worker's clients; confirming delivery");
+        drain_phase(w, 2);
+    } else {
+        LOG_INFO("GW-DRAIN", "drained: every event handled, every command delivered");
+        stop_now(w);
+    }
+}
+
+static void drain_timeout(uv_timer_t *t)
+{
+    gw_worker *w = container_of(t, gw_worker, drain_timer);
+    LOG_WARN("GW-DRAIN", "drain did not finish in time (%zu gateways did not answer): stopping",
+             w->ndrain_wait);
+    stop_now(w);
+}
+
+void gw_worker_stop(gw_worker *w, void (*done)(void *), void *arg)
+{
+    if (w->stopping)
+        return;
+    if (w->draining) {
+        stop_now(w); /* asked twice: do not wait any longer */
+        return;
+    }
+    w->draining = 1;
+    w->done = done;
+    w->done_arg = arg;
+    uint64_t ms = (uint64_t)(w->cfg->supervisor.stop_timeout * 1000 * 0.8);
+    uv_timer_init(w->loop, &w->drain_timer);
+    uv_timer_start(&w->drain_timer, drain_timeout, ms ? ms : 1, 0);
+    LOG_INFO("GW-DRAIN", "stopping: asking the gateways to move this worker's clients");
+    drain_phase(w, 1);
 }
 
 const gw_worker_stats *gw_worker_get_stats(gw_worker *w)

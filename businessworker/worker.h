@@ -28,8 +28,14 @@ typedef struct gw_worker_stats {
  * and calls on_worker_start. cfg is borrowed for the worker's life. Returns 0, or
  * a negative errno (-ENOEXEC for a module that was refused). */
 int gw_worker_start(gw_worker **out, uv_loop_t *loop, const gw_config *cfg, int index);
-/* Calls on_worker_stop, sends what is queued, leaves the cluster; `done` runs
- * once everything is closed. The module stays loaded until exit. Idempotent. */
+/* Graceful stop (also what a reload does): asks every gateway to route no new
+ * clients here and to move this worker's clients to other workers; keeps
+ * handling the events the gateways had already sent until each acknowledged
+ * (the acknowledgement follows the last such event on the same ordered link);
+ * then checks that its own last commands arrived (ping/pong), calls
+ * on_worker_stop and leaves the cluster. No event is lost and no client is
+ * disconnected. Bounded by supervisor.stop_timeout. `done` runs once everything
+ * is closed. A second call skips whatever is left of the drain. */
 void gw_worker_stop(gw_worker *w, void (*done)(void *), void *arg);
 /* Current figures (refreshed on each call). */
 const gw_worker_stats *gw_worker_get_stats(gw_worker *w);

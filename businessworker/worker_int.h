@@ -40,6 +40,8 @@ typedef struct ev_ctx {
     uint32_t conn;
     uint32_t applied; /* session write-backs the gateway applied (frame req) */
     wire_info info;
+    uint32_t gateway_ip;
+    int client_ready; /* `client` and its address texts filled (gw_current_client) */
     gw_client client;
     char remote_addr[46];
     char gateway_addr[16];
@@ -80,6 +82,11 @@ struct gw_worker {
     long next_timer_id;
     gw_worker_stats stats;
     int started;
+    int draining;         /* stop requested: gateways asked to route nothing new */
+    uint64_t *drain_wait; /* gateways (ip << 16 | port) whose ack/pong is awaited */
+    size_t ndrain_wait;
+    int drain_phase;      /* 1: waiting for DRAIN acks, 2: for PONGs */
+    uv_timer_t drain_timer;
     int stopping;
     int pending_closes;
     void (*done)(void *);

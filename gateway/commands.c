@@ -560,6 +560,16 @@ static void cmd_ping(gw_gateway *gw, const gwp_sender *from, const gwp_frame *f)
     cluster_send(gw->cl, p, &r);
 }
 
+static void cmd_drain(gw_gateway *gw, const gwp_sender *from, const gwp_frame *f)
+{
+    (void)f;
+    if (from->role != GWP_ROLE_WORKER)
+        return;
+    cluster_peer *p = cluster_peer_get(gw->cl, from->ip, from->port, from->role);
+    if (p)
+        gw_worker_drain(gw, p);
+}
+
 static const cmd_handler handlers[256] = {
     [GWP_CMD_SEND] = cmd_send,
     [GWP_CMD_SEND_ALL] = cmd_send_all,
@@ -577,6 +587,7 @@ static const cmd_handler handlers[256] = {
     [GWP_CMD_WS_VERDICT] = cmd_ws_verdict,
     [GWP_QUERY] = cmd_query,
     [GWP_PING] = cmd_ping,
+    [GWP_DRAIN] = cmd_drain,
 };
 
 void gw_on_frame(cluster *cl, const gwp_sender *from, const gwp_frame *f, void *arg)

@@ -210,36 +210,43 @@ static worker_slot *slot_of_peer(gw_gateway *gw, cluster_peer *p)
     return idx ? &gw->workers[idx - 1] : NULL;
 }
 
+static int routable(const worker_slot *w)
+{
+    return w->peer != NULL && !w->draining;
+}
+
 static worker_slot *pick_worker(gw_gateway *gw)
 {
-    if (gw->nworkers_alive == 0)
+    if (gw->nworkers_routable == 0)
         return NULL;
     uint32_t n = gw->nworkers_cap;
     uint32_t start = (uint32_t)random() % n;
     worker_slot *best = NULL;
     if (gw->cfg->gateway.router == GW_ROUTER_RANDOM) {
-        uint32_t k = (uint32_t)random() % gw->nworkers_alive;
+        uint32_t k = (uint32_t)random() % gw->nworkers_routable;
         for (uint32_t i = 0; i < n; i++) {
             worker_slot *w = &gw->workers[(start + i) % n];
-            if (w->peer && k-- == 0)
+            if (routable(w) && k-- == 0)
                 return w;
         }
     }
     for (uint32_t i = 0; i < n; i++) {
         worker_slot *w = &gw->workers[(start + i) % n];
-        if (w->peer && (best == NULL || w->bound < best->bound))
+        if (routable(w) && (best == NULL || w->bound < best->bound))
             best = w;
     }
     return best;
 }
 
+static void unbind_worker(gw_gateway *gw, gw_conn *c);
+
 static worker_slot *bind_worker(gw_gateway *gw, gw_conn *c)
 {
     if (c->worker) {
         worker_slot *w = &gw->workers[c->worker - 1];
-        if (w->peer && w->gen == c->worker_gen)
+        if (routable(w) && w->gen == c->worker_gen)
             return w;
-        c->worker = 0;
+        unbind_worker(gw, c);
     }
     worker_slot *w = pick_worker(gw);
     if (w == NULL)
@@ -515,8 +522,10 @@ static void on_peer_up(cluster *cl, cluster_peer *p, void *arg)
     w->gen++;
     w->bound = 0;
     w->congested = 0;
+    w->draining = 0;
     p->user = (void *)(uintptr_t)(i + 1);
     gw->nworkers_alive++;
+    gw->nworkers_routable++;
     gw->stats.workers = gw->nworkers_alive;
     members_snapshot(gw, p);
     if (gw->held_head) {
@@ -533,14 +542,31 @@ static void on_peer_down(cluster *cl, cluster_peer *p, void *arg)
     if (w == NULL)
         return;
     /* Take the slot out of service first so re-routing picks other workers. */
+    if (!w->draining)
+        gw->nworkers_routable--;
     w->peer = NULL;
     w->gen++;
     w->bound = 0;
+    w->draining = 0;
     gw->nworkers_alive--;
     gw->stats.workers = gw->nworkers_alive;
     p->user = NULL;
     cluster_peer_drain_frames(cl, p, route_frame, gw);
     resume_paused(gw, w);
+}
+
+void gw_worker_drain(gw_gateway *gw, cluster_peer *p)
+{
+    worker_slot *w = slot_of_peer(gw, p);
+    if (w && !w->draining) {
+        w->draining = 1;
+        gw->nworkers_routable--;
+        LOG_INFO("GW-WORKER-DRAIN", "worker %s is draining: its %u clients move to other workers",
+                 p->addr, w->bound);
+    }
+    /* Acknowledge after everything already queued for it (same ordered link). */
+    gwp_frame ack = {.cmd = GWP_DRAIN, .aux = 1};
+    cluster_send(gw->cl, p, &ack);
 }
 
 static void on_peer_drain(cluster *cl, cluster_peer *p, void *arg)

@@ -89,6 +89,7 @@ typedef struct worker_slot {
     uint32_t gen;
     uint32_t bound; /* clients this gateway bound to it */
     int congested;
+    int draining; /* it asked for no more clients (stopping or reloading) */
     uint32_t *paused; /* ids of clients whose reads are paused for it */
     uint32_t npaused, cap_paused;
 } worker_slot;
@@ -131,6 +132,7 @@ struct gw_gateway {
     worker_slot *workers;
     uint32_t nworkers_cap;
     uint32_t nworkers_alive;
+    uint32_t nworkers_routable; /* alive and not draining */
 
     held_event *held_head, *held_tail;
     size_t held_bytes;
@@ -206,6 +208,11 @@ void gw_unmark_dirty(gw_gateway *gw, gw_conn *c);
 void gw_schedule(gw_gateway *gw, gw_conn *c, uint64_t deadline_ms);
 /* Called by conn.c once a connection left OPEN: drops it from the indexes. */
 void gw_conn_detach(gw_gateway *gw, gw_conn *c);
+/* A worker asked to drain: route nothing new to it, re-bind its clients at
+ * their next event, and acknowledge on the same link (after every event already
+ * sent to it). */
+void gw_worker_drain(gw_gateway *gw, cluster_peer *p);
+
 /* commands.c: a frame from a worker or API client. */
 void gw_on_frame(cluster *cl, const gwp_sender *from, const gwp_frame *f, void *arg);
 /* conn.c: completes (101) or refuses a handshake waiting in CONN_AUTH. */
