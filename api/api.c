@@ -823,6 +823,26 @@ static void query_merge(gw_query *q, const json_t *r, uint32_t ip, uint16_t port
     case WIRE_Q_CLIENTS:
         append_ids(q->acc, r, ip, port);
         break;
+    case WIRE_Q_CONNECTIONS: {
+        /* rows carry the connection number: turn it into the client_id */
+        size_t i;
+        char gwaddr[24];
+        snprintf(gwaddr, sizeof gwaddr, "%u.%u.%u.%u:%u", ip >> 24, (ip >> 16) & 255,
+                 (ip >> 8) & 255, ip & 255, (unsigned)port);
+        json_array_foreach((json_t *)r, i, v)
+        {
+            json_int_t n = json_integer_value(json_object_get(v, "conn"));
+            json_t *row = json_deep_copy(v);
+            if (row == NULL)
+                continue;
+            json_object_del(row, "conn");
+            json_object_set_new(row, "client_id",
+                                json_string(client_id_of(id, ip, port, (uint32_t)n)));
+            json_object_set_new(row, "gateway", json_string(gwaddr));
+            json_array_append_new(q->acc, row);
+        }
+        break;
+    }
     case WIRE_Q_SESSIONS:
         json_object_foreach((json_t *)r, k, v)
         {
@@ -924,6 +944,7 @@ static json_t *initial_acc(int kind)
     case WIRE_Q_COUNT:
         return json_integer(0);
     case WIRE_Q_CLIENTS:
+    case WIRE_Q_CONNECTIONS:
         return json_array();
     default:
         return json_object();
@@ -1147,6 +1168,11 @@ VISIBLE long gw_get_all_group_uid_list(gw_result_cb cb, void *arg)
 VISIBLE long gw_get_all_group_client_id_list(gw_result_cb cb, void *arg)
 {
     return query_start(WIRE_Q_GROUP_CLIENTS, FIN_NONE, NULL, NULL, 0, cb, arg);
+}
+
+VISIBLE long gw_get_connections(gw_result_cb cb, void *arg)
+{
+    return query_start(WIRE_Q_CONNECTIONS, FIN_NONE, NULL, NULL, 0, cb, arg);
 }
 
 VISIBLE long gw_batch_get_client_id_by_uid(const char *const *uids, size_t n, gw_result_cb cb,

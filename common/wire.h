@@ -72,7 +72,8 @@ enum wire_query {
     WIRE_Q_GROUP_COUNTS = 10,
     WIRE_Q_GROUP_UIDS = 11,
     WIRE_Q_GROUP_CLIENTS = 12,
-    WIRE_Q_MAX = 12,
+    WIRE_Q_CONNECTIONS = 13,
+    WIRE_Q_MAX = 13,
 };
 
 /* 1 when the query kind asks one gateway (about one client). */

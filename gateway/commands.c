@@ -438,6 +438,29 @@ static json_t *uids_of_set(gw_gateway *gw, const member_set *s)
     return a;
 }
 
+/* One row of `connections`: what an operator wants to see of a client. */
+static void conn_row(gw_conn *c, void *arg)
+{
+    json_t *rows = arg;
+    char addr[46];
+    wire_info_addr(&c->info, addr, sizeof addr);
+    json_t *groups = json_array();
+    for (uint16_t i = 0; groups && i < c->ngroups; i++)
+        json_array_append_new(groups,
+                              jutil_string_lossy(c->groups[i].g->name, c->groups[i].g->name_len));
+    uint64_t now = uv_now(c->gw->loop);
+    json_t *row = json_pack("{s:I, s:s, s:i, s:s, s:o, s:o, s:I, s:I}", "conn", (json_int_t)c->id,
+                            "remote", addr, "remote_port", c->info.remote_port, "protocol",
+                            gw_proto_name(c->proto), "uid",
+                            c->uid ? jutil_string_lossy(c->uid->name, c->uid->name_len)
+                                   : json_null(),
+                            "groups", groups ? groups : json_array(), "idle_ms",
+                            (json_int_t)(now - c->last_rx_ms), "send_queue",
+                            (json_int_t)c->out_bytes);
+    if (row)
+        json_array_append_new(rows, row);
+}
+
 static json_t *run_query(gw_gateway *gw, const gwp_frame *f)
 {
     wire_names names = {0};
@@ -523,6 +546,12 @@ static json_t *run_query(gw_gateway *gw, const gwp_frame *f)
             jutil_set_lossy(o, e->key, e->klen, v);
         }
         return o;
+    }
+    case WIRE_Q_CONNECTIONS: {
+        json_t *a = json_array();
+        if (a)
+            each_client(gw, &names, conn_row, a);
+        return a;
     }
     default:
         return NULL;

@@ -20,6 +20,8 @@ static const char usage_text[] =
     "  list [--group G | --uid U] client ids (of G, of U), one per line\n"
     "  session get ID             the client's session (JSON)\n"
     "  session set ID JSON        replace the client's session\n"
+    "  connections                every client: id, gateway, address, protocol, uid,\n"
+    "                             groups, idle time, queued bytes\n"
     "  gateways                   the gateways the registers know\n"
     "options:\n"
     "  --register HOST:PORT       a register (repeatable; default 127.0.0.1:1238)\n"
@@ -205,6 +207,40 @@ static int run(int argc, char **argv)
             json_decref(v);
             return done_send("session set", rc);
         }
+    }
+    if (strcmp(cmd, "connections") == 0 && !need(argc, 1)) {
+        const gw_result *r = collect(gw_get_connections(NULL, NULL), cmd);
+        if (r == NULL)
+            return 1;
+        if (o.json)
+            return print_result(r, "connections");
+        printf("%-20s  %-21s  %-22s  %-9s  %-12s  %8s  %8s  %s\n", "CLIENT_ID", "GATEWAY",
+               "REMOTE", "PROTOCOL", "UID", "IDLE_S", "QUEUED", "GROUPS");
+        size_t i;
+        json_t *row;
+        json_array_foreach(r->value, i, row)
+        {
+            char remote[64], groups[256] = "";
+            snprintf(remote, sizeof remote, "%s:%lld",
+                     json_string_value(json_object_get(row, "remote")),
+                     (long long)json_integer_value(json_object_get(row, "remote_port")));
+            size_t k;
+            json_t *g;
+            json_array_foreach(json_object_get(row, "groups"), k, g)
+            {
+                size_t used = strlen(groups);
+                snprintf(groups + used, sizeof groups - used, "%s%s", k ? "," : "",
+                         json_string_value(g));
+            }
+            const char *uid = json_string_value(json_object_get(row, "uid"));
+            printf("%-20s  %-21s  %-22s  %-9s  %-12s  %8.1f  %8lld  %s\n",
+                   json_string_value(json_object_get(row, "client_id")),
+                   json_string_value(json_object_get(row, "gateway")), remote,
+                   json_string_value(json_object_get(row, "protocol")), uid ? uid : "-",
+                   (double)json_integer_value(json_object_get(row, "idle_ms")) / 1000.0,
+                   (long long)json_integer_value(json_object_get(row, "send_queue")), groups);
+        }
+        return 0;
     }
     if (strcmp(cmd, "gateways") == 0 && !need(argc, 1)) {
         int n = gw_client_gateway_count();

@@ -237,6 +237,10 @@ long gw_get_uid_count_by_group(const char *group, gw_result_cb cb, void *arg); /
 long gw_get_all_group_id_list(gw_result_cb cb, void *arg);                   /* [group] */
 long gw_get_all_group_uid_list(gw_result_cb cb, void *arg);         /* {group: [uid]} */
 long gw_get_all_group_client_id_list(gw_result_cb cb, void *arg);   /* {group: [client_id]} */
+/* Every client with what an operator wants to see: [{"client_id", "gateway",
+ * "remote", "remote_port", "protocol", "uid", "groups", "idle_ms" (since its last
+ * message), "send_queue" (bytes waiting)}]. */
+long gw_get_connections(gw_result_cb cb, void *arg);
 /* Batch forms (GatewayClient's): one round trip for many uids / groups. */
 long gw_batch_get_client_id_by_uid(const char *const *uids, size_t n, gw_result_cb cb,
                                    void *arg);                      /* {uid: [client_id]} */
