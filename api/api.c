@@ -245,7 +245,15 @@ VISIBLE int gw_send_to_current_client_ex(const void *data, size_t len, unsigned 
     gw_api *a = self();
     if (a == NULL || !a->ev_active)
         return GW_ENOCONTEXT;
-    return gw_send_to_client_ex(a->ev_client_id, data, len, flags);
+    /* The hot path of every echo: no client_id text round trip. */
+    int rc = check_payload(a, data, len, flags);
+    if (rc != 0) {
+        a->stats.send_errors++;
+        return rc;
+    }
+    gwp_frame f = {.cmd = GWP_CMD_SEND, .aux = wire_aux(flags), .conn = a->ev_conn, .b = data,
+                   .b_len = len};
+    return gw_api_send(a, a->ev_gateway, &f);
 }
 
 VISIBLE int gw_send_to_current_client(const void *data, size_t len)

@@ -37,6 +37,8 @@ struct gw_api {
     /* The event being handled (business worker only). */
     int ev_active;
     const char *ev_client_id;
+    cluster_peer *ev_gateway; /* the current client's gateway and connection number */
+    uint32_t ev_conn;
     /* gw_set_session/gw_update_session on the current client go through this
      * hook (the worker applies them to the session view, written back in order
      * after the callback). Returns a gw_* result. May be NULL. */

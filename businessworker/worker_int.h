@@ -87,6 +87,7 @@ struct gw_worker {
     size_t ndrain_wait;
     int drain_phase;      /* 1: waiting for DRAIN acks, 2: for PONGs */
     uv_timer_t drain_timer;
+    uint64_t drain_deadline;
     int stopping;
     int pending_closes;
     void (*done)(void *);

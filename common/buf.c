@@ -124,13 +124,33 @@ uint8_t *gw_buf_take(gw_buf *b, size_t *len)
     return p;
 }
 
+/* Small blocks (every unicast message of a chat or echo) are recycled through a
+ * per-thread free list: a block of at most SBUF_SMALL bytes is always allocated
+ * with room for SBUF_SMALL, so any small block fits any small request. */
+#define SBUF_SMALL 480
+#define SBUF_CACHE 1024
+
+typedef struct sbuf_free {
+    struct sbuf_free *next;
+} sbuf_free;
+
+static _Thread_local sbuf_free *sbuf_cache;
+static _Thread_local unsigned sbuf_cached;
+
 gw_sbuf *gw_sbuf_new(size_t len)
 {
     if (len > UINT32_MAX)
         return NULL;
-    gw_sbuf *s = gw_malloc(sizeof *s + len);
-    if (s == NULL)
-        return NULL;
+    gw_sbuf *s;
+    if (len <= SBUF_SMALL && sbuf_cache) {
+        s = (gw_sbuf *)sbuf_cache;
+        sbuf_cache = sbuf_cache->next;
+        sbuf_cached--;
+    } else {
+        s = gw_malloc(sizeof *s + (len <= SBUF_SMALL ? SBUF_SMALL : len));
+        if (s == NULL)
+            return NULL;
+    }
     s->refs = 1;
     s->len = (uint32_t)len;
     return s;
@@ -138,6 +158,24 @@ gw_sbuf *gw_sbuf_new(size_t len)
 
 void gw_sbuf_unref(gw_sbuf *s)
 {
-    if (s && --s->refs == 0)
-        gw_free(s);
+    if (s == NULL || --s->refs != 0)
+        return;
+    if (s->len <= SBUF_SMALL && sbuf_cached < SBUF_CACHE) {
+        sbuf_free *f = (sbuf_free *)s;
+        f->next = sbuf_cache;
+        sbuf_cache = f;
+        sbuf_cached++;
+        return;
+    }
+    gw_free(s);
+}
+
+void gw_sbuf_cache_drain(void)
+{
+    while (sbuf_cache) {
+        sbuf_free *f = sbuf_cache;
+        sbuf_cache = f->next;
+        gw_free(f);
+    }
+    sbuf_cached = 0;
 }

@@ -51,8 +51,11 @@ static inline gw_sbuf *gw_sbuf_ref(gw_sbuf *s)
     s->refs++;
     return s;
 }
-/* Drops one reference; frees at zero. NULL is a no-op. */
+/* Drops one reference; frees at zero (small blocks go to a per-thread cache of
+ * at most 1024 blocks, reused by gw_sbuf_new). NULL is a no-op. */
 void gw_sbuf_unref(gw_sbuf *s);
+/* Frees this thread's cache of small blocks (at shutdown, for leak checkers). */
+void gw_sbuf_cache_drain(void);
 
 /* Big-endian loads and stores used by the codecs. */
 static inline uint16_t gw_load_be16(const uint8_t *p)

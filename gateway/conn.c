@@ -777,6 +777,9 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (c->state >= CONN_CLOSING)
         return; /* draining until the client's EOF */
     c->gw->stats.bytes_in += (uint64_t)nread;
+    /* uv_now is the start of this loop iteration; heartbeat deadlines are counted
+     * from the message's arrival, so take the time now (a coarse clock read). */
+    uv_update_time(c->gw->loop);
     uint8_t *p = (uint8_t *)buf->base;
     size_t len = (size_t)nread;
     int buffered = c->in.len > 0;

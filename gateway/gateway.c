@@ -792,6 +792,7 @@ static void finish_stop(gw_gateway *gw)
     gw_sbuf_unref(gw->ping_wsctl);
     gw_free(gw->rbuf);
     gw_free(gw);
+    gw_sbuf_cache_drain();
     if (done)
         done(arg);
 }

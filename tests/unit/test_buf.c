@@ -47,6 +47,16 @@ START_TEST(test_sbuf_refcount_and_leaks)
     gw_sbuf_unref(s);
     ck_assert_int_eq(gw_alloc_outstanding(), before + 1);
     gw_sbuf_unref(s);
+    gw_sbuf_cache_drain();
+    ck_assert_int_eq(gw_alloc_outstanding(), before);
+    /* A small block is recycled: the next one of any small size is the same. */
+    gw_sbuf *a = gw_sbuf_new(3);
+    gw_sbuf_unref(a);
+    gw_sbuf *b = gw_sbuf_new(400);
+    ck_assert_ptr_eq(a, b);
+    ck_assert_uint_eq(b->len, 400);
+    gw_sbuf_unref(b);
+    gw_sbuf_cache_drain();
     ck_assert_int_eq(gw_alloc_outstanding(), before);
     gw_alloc_track(0);
 }
