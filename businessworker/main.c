@@ -29,6 +29,7 @@ static void publish_stats(gw_shstats *s, void *arg)
     C(queries_incomplete);
 #undef C
     gw_shstats_gauge(s, "gateways", st->gateways);
+    gw_shstats_gauge(s, "queue_depth", st->queue_bytes);
 }
 
 static void on_stopped(void *arg)

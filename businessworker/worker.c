@@ -500,16 +500,24 @@ void gw_worker_stop(gw_worker *w, void (*done)(void *), void *arg)
     w->draining = 1;
     w->done = done;
     w->done_arg = arg;
-    uint64_t ms = (uint64_t)(w->cfg->supervisor.stop_timeout * 1000 * 0.8);
-    w->drain_deadline = uv_now(w->loop) + ms;
+    w->drain_deadline = uv_now(w->loop) + gw_proc_grace_ms(w->cfg);
     uv_timer_init(w->loop, &w->drain_timer);
     uv_timer_start(&w->drain_timer, drain_tick, 100, 100);
     LOG_INFO("GW-DRAIN", "stopping: asking the gateways to move this worker's clients");
     drain_phase(w, 1);
 }
 
+static void add_backlog(cluster_peer *p, void *arg)
+{
+    *(uint64_t *)arg += cluster_peer_backlog(p);
+}
+
 const gw_worker_stats *gw_worker_get_stats(gw_worker *w)
 {
+    uint64_t q = 0;
+    if (!w->stopping)
+        cluster_foreach_peer(w->cl, 0, add_backlog, &q);
+    w->stats.queue_bytes = q;
     w->stats.commands_out = w->api.stats.commands_out;
     w->stats.send_errors = w->api.stats.send_errors;
     w->stats.queries = w->api.stats.queries;

@@ -391,6 +391,7 @@ static const cfg_field supervisor_fields[] = {
     KEY("log_file", T_STRING, SV(log_file), "\"gatewayworker.log\"", .flags = F_PATH_RUN),
     KEY("log_max_size", T_SIZE, SV(log_max_size), "10485760", .min = 0, .max = 1099511627776LL,
         .validate = v_log_max_size),
+    KEY("log_keep", T_INT, SV(log_keep), "5", .min = 0, .max = 100),
     KEY("metrics_listen", T_ADDR, SV(metrics_listen), "\"\"", .flags = F_OPTIONAL),
     KEY("status_file", T_STRING, SV(status_file), "\"gatewayworker.status\"", .flags = F_PATH_RUN),
 };

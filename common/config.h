@@ -172,6 +172,7 @@ typedef struct gw_supervisor_config {
     char *pid_file;         /* absolute (relative ones are taken from cluster.run_dir) */
     char *log_file;         /* absolute, or "" = children log to stderr */
     size_t log_max_size;    /* bytes, 0 = no rotation */
+    int log_keep;           /* rotated files kept: LOG.1 .. LOG.<log_keep> */
     gw_addr metrics_listen; /* port 0 (family 0) = off */
     char *status_file;      /* absolute, or "" = off */
 } gw_supervisor_config;

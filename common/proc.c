@@ -103,6 +103,13 @@ size_t gw_proc_max_msg(const gw_config *cfg)
     return m < (4u << 20) ? (4u << 20) : m;
 }
 
+uint64_t gw_proc_grace_ms(const gw_config *cfg)
+{
+    double t = cfg->supervisor.stop_timeout;
+    double g = t - 0.5 > t / 2 ? t - 0.5 : t / 2;
+    return (uint64_t)(g * 1000);
+}
+
 int gw_proc_cluster_cfg(const gw_config *cfg, uint8_t role, int index, cluster_cfg *out)
 {
     memset(out, 0, sizeof *out);

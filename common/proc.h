@@ -32,6 +32,11 @@ void gw_proc_deinit(gw_proc *p);
  * batch carrying one maximal client message plus its parameters. */
 size_t gw_proc_max_msg(const gw_config *cfg);
 
+/* How long a process may spend stopping gracefully: supervisor.stop_timeout
+ * minus half a second (at least half of it), so that it is done before the
+ * supervisor's SIGKILL. */
+uint64_t gw_proc_grace_ms(const gw_config *cfg);
+
 /* Fills a cluster configuration for `role` process number `index`. The strings
  * point into cfg. Returns 0 or -EINVAL (bad lan_ip/register address, message
  * logged). */

@@ -797,6 +797,12 @@ static void finish_stop(gw_gateway *gw)
         done(arg);
 }
 
+static void destroy_fired(wheel_node *n, void *arg)
+{
+    (void)arg;
+    conn_destroy(container_of(n, gw_conn, hb), "gateway stopping");
+}
+
 /* Second phase: every client is gone (or the timeout passed). */
 static void stop_rest(gw_gateway *gw)
 {
@@ -805,6 +811,9 @@ static void stop_rest(gw_gateway *gw)
         if (c && c != TOMB)
             conn_destroy(c, "gateway stopping");
     }
+    /* Connections already closing are not in the table, but each waits in the
+     * wheel for its close deadline: end them all now. */
+    wheel_advance(&gw->wheel, UINT64_MAX / 2, destroy_fired, gw);
     /* Closing connections not in the table any more (CLOSING state). */
     flush_cb(&gw->flush);
     uv_handle_t *hs[] = {(uv_handle_t *)&gw->flush, (uv_handle_t *)&gw->wheel_timer};
@@ -882,7 +891,12 @@ void gw_gateway_stop(gw_gateway *gw, uint64_t timeout_ms, void (*done)(void *), 
     uv_timer_start(t, stop_timer_cb, timeout_ms, 0);
 }
 
-const gw_gateway_stats *gw_gateway_get_stats(const gw_gateway *gw)
+const gw_gateway_stats *gw_gateway_get_stats(gw_gateway *gw)
 {
+    uint64_t q = gw->held_bytes;
+    for (uint32_t i = 0; i < gw->nworkers_cap; i++)
+        if (gw->workers[i].peer)
+            q += cluster_peer_backlog(gw->workers[i].peer);
+    gw->stats.queue_bytes = q;
     return &gw->stats;
 }

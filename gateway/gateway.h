@@ -35,6 +35,7 @@ typedef struct gw_gateway_stats {
     uint64_t bad_commands;     /* malformed or unknown commands */
     uint64_t pings_sent;
     uint64_t http_requests; /* static files served (gateway.static_dir) */
+    uint64_t queue_bytes; /* bytes waiting for workers (sent queues and the hold queue) */
     uint32_t connections;
     uint32_t workers;
 } gw_gateway_stats;
@@ -47,6 +48,7 @@ int gw_gateway_start(gw_gateway **out, uv_loop_t *loop, const gw_config *cfg, in
  * (1001 going away), waits for them (at most `timeout_ms`), leaves the cluster;
  * `done` runs once the object is freed. Idempotent. */
 void gw_gateway_stop(gw_gateway *gw, uint64_t timeout_ms, void (*done)(void *), void *arg);
-const gw_gateway_stats *gw_gateway_get_stats(const gw_gateway *gw);
+/* Current figures (queue_bytes is computed on each call). */
+const gw_gateway_stats *gw_gateway_get_stats(gw_gateway *gw);
 
 #endif
