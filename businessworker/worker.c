@@ -16,9 +16,11 @@
 #include "common/proc.h"
 #include "common/proto.h"
 #include "common/session.h"
+#include "common/u32map.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 gw_worker *gw_worker_self;
@@ -157,9 +159,117 @@ static void before_query(gw_api *a)
         write_back_session(w);
 }
 
+/* ---- clients seen, per gateway ----
+ *
+ * A gateway that dies (SIGKILL, lost host) cannot send on_close for its
+ * clients. So each worker remembers the clients it has had events from, per
+ * gateway, with their last session, and runs on_close for them itself when that
+ * gateway leaves the cluster. When a gateway (re)discovers this worker it sends
+ * a presence reset first; at that moment it has no clients bound here, so the
+ * list for that gateway starts over (clients that moved to another worker in
+ * the meantime are not closed twice). */
+
+typedef struct known_client {
+    wire_info info;
+    uint32_t sess_len;
+    char *sess; /* last session text seen, or NULL */
+} known_client;
+
+static u32map *clients_of(gw_worker *w, uint32_t ip, uint16_t port, int create)
+{
+    if (w->last_clients && w->last_clients_ip == ip && w->last_clients_port == port)
+        return w->last_clients;
+    char key[16];
+    snprintf(key, sizeof key, "%08x%04x", ip, port);
+    u32map *m = smap_get(&w->clients, key, 12);
+    if (m == NULL && create) {
+        m = gw_calloc(1, sizeof *m);
+        if (m == NULL || smap_put(&w->clients, key, 12, m, NULL) < 0) {
+            gw_free(m);
+            return NULL;
+        }
+    }
+    if (m) {
+        w->last_clients = m;
+        w->last_clients_ip = ip;
+        w->last_clients_port = port;
+    }
+    return m;
+}
+
+static void known_free(known_client *k)
+{
+    if (k) {
+        gw_free(k->sess);
+        gw_free(k);
+    }
+}
+
+/* Removes gateway ip:port's list from the worker and returns it (or NULL). */
+static u32map *clients_take(gw_worker *w, uint32_t ip, uint16_t port)
+{
+    char key[16];
+    snprintf(key, sizeof key, "%08x%04x", ip, port);
+    if (w->last_clients_ip == ip && w->last_clients_port == port)
+        w->last_clients = NULL;
+    return smap_del(&w->clients, key, 12);
+}
+
+static void clients_free(u32map *m)
+{
+    size_t pos = 0;
+    uint32_t conn;
+    void *v;
+    while (m && u32map_next(m, &pos, &conn, &v))
+        known_free(v);
+    if (m)
+        u32map_deinit(m);
+    gw_free(m);
+}
+
+/* Notes the client of an event (and its session, when it changed). */
+static void track(gw_worker *w, uint32_t ip, uint16_t port, uint32_t conn, const wire_info *info,
+                  const uint8_t *sess, size_t sess_len)
+{
+    u32map *m = clients_of(w, ip, port, 1);
+    if (m == NULL)
+        return;
+    known_client *k = u32map_get(m, conn);
+    if (k == NULL) {
+        k = gw_calloc(1, sizeof *k);
+        if (k == NULL || u32map_put(m, conn, k) < 0) {
+            gw_free(k);
+            return;
+        }
+        k->info = *info;
+    }
+    if (k->sess_len == sess_len && (sess_len == 0 || memcmp(k->sess, sess, sess_len) == 0))
+        return;
+    char *copy = sess_len ? gw_malloc(sess_len) : NULL;
+    if (sess_len && copy == NULL)
+        return;
+    if (sess_len)
+        memcpy(copy, sess, sess_len);
+    gw_free(k->sess);
+    k->sess = copy;
+    k->sess_len = (uint32_t)sess_len;
+}
+
+static void untrack(gw_worker *w, uint32_t ip, uint16_t port, uint32_t conn)
+{
+    u32map *m = clients_of(w, ip, port, 0);
+    if (m)
+        known_free(u32map_del(m, conn));
+}
+
 /* ---- events ---- */
 
-static void run_event(gw_worker *w, const gwp_sender *from, const gwp_frame *f)
+/* One event for the module: sets the context, runs the callback, writes the
+ * session back. gateway is the link to the client's gateway (ip:port). */
+static void run_callback(gw_worker *w, cluster_peer *gateway, uint32_t ip, uint16_t port,
+                         uint8_t cmd, uint32_t conn, uint32_t applied, uint16_t aux,
+                         const wire_info *info, const uint8_t *sess, size_t sess_len,
+                         const uint8_t *b, size_t b_len)
 {
     ev_ctx *e = &w->ev;
     /* Field by field: the context holds ~400 bytes of text buffers that are
@@ -167,27 +277,18 @@ static void run_event(gw_worker *w, const gwp_sender *from, const gwp_frame *f)
     e->session = e->session_orig = NULL;
     e->client_ready = 0;
     e->verdict_reason[0] = '\0';
-    if (wire_info_load(f->a, f->a_len, &e->info) < 0 || e->info.proto > 2) {
-        w->stats.bad_frames++;
-        LOG_RL(GW_LOG_WARN, "GW-BAD-EVENT", "%s without a valid client block ignored",
-               gwp_cmd_name(f->cmd));
-        return;
-    }
-    /* Replies go back over the link to the gateway that sent the event, which
-     * exists even before the roster lists that gateway. */
-    e->gateway = cluster_peer_get(w->cl, from->ip, from->port, GWP_ROLE_GATEWAY);
-    if (e->gateway == NULL)
-        return;
-    gw_client_addr ca = {.ip = from->ip, .port = from->port, .conn = f->conn};
+    e->info = *info;
+    e->gateway = gateway;
+    gw_client_addr ca = {.ip = ip, .port = port, .conn = conn};
     clientid_encode(&ca, e->client_id);
     e->active = 1;
-    e->cmd = f->cmd;
-    e->conn = f->conn;
-    e->applied = f->req;
-    e->binary = (f->aux & WIRE_MSG_BINARY) != 0;
-    e->sess_text = f->a + WIRE_INFO_LEN;
-    e->sess_len = f->a_len - WIRE_INFO_LEN;
-    e->gateway_ip = from->ip;
+    e->cmd = cmd;
+    e->conn = conn;
+    e->applied = applied;
+    e->binary = (aux & WIRE_MSG_BINARY) != 0;
+    e->sess_text = sess;
+    e->sess_len = sess_len;
+    e->gateway_ip = ip;
     if (smap_count(&w->pending))
         pending_trim(w, e->client_id, e->applied);
     w->stats.events++;
@@ -198,14 +299,14 @@ static void run_event(gw_worker *w, const gwp_sender *from, const gwp_frame *f)
     e->verdict = 101;
 
     const gw_module_fns *m = &w->mod;
-    switch (f->cmd) {
+    switch (cmd) {
     case GWP_EV_CONNECT:
         if (m->on_connect)
             m->on_connect(e->client_id);
         break;
     case GWP_EV_WS_CONNECT:
         if (m->on_websocket_connect) {
-            gw_request req = {.root = json_loadb((const char *)f->b, f->b_len, 0, NULL)};
+            gw_request req = {.root = json_loadb((const char *)b, b_len, 0, NULL)};
             if (req.root == NULL || !json_is_object(req.root)) {
                 w->stats.bad_frames++;
                 json_decref(req.root);
@@ -214,7 +315,7 @@ static void run_event(gw_worker *w, const gwp_sender *from, const gwp_frame *f)
             m->on_websocket_connect(e->client_id, &req);
             json_decref(req.root);
         }
-        if (f->aux & WIRE_WS_AUTH) {
+        if (aux & WIRE_WS_AUTH) {
             gwp_frame v = {.cmd = GWP_CMD_WS_VERDICT,
                            .conn = e->conn,
                            .aux = (uint16_t)e->verdict,
@@ -228,16 +329,16 @@ static void run_event(gw_worker *w, const gwp_sender *from, const gwp_frame *f)
          * the frame's bytes are followed by the batch, so copy small ones. */
         if (!e->binary) {
             char stack[512];
-            char *buf = f->b_len < sizeof stack ? stack : gw_malloc(f->b_len + 1);
+            char *buf = b_len < sizeof stack ? stack : gw_malloc(b_len + 1);
             if (buf == NULL)
                 break;
-            memcpy(buf, f->b, f->b_len);
-            buf[f->b_len] = '\0';
-            m->on_message(e->client_id, buf, f->b_len);
+            memcpy(buf, b, b_len);
+            buf[b_len] = '\0';
+            m->on_message(e->client_id, buf, b_len);
             if (buf != stack)
                 gw_free(buf);
         } else {
-            m->on_message(e->client_id, (const char *)f->b, f->b_len);
+            m->on_message(e->client_id, (const char *)b, b_len);
         }
         break;
     case GWP_EV_CLOSE:
@@ -256,12 +357,60 @@ static void run_event(gw_worker *w, const gwp_sender *from, const gwp_frame *f)
     e->active = 0;
 }
 
+static void run_event(gw_worker *w, const gwp_sender *from, const gwp_frame *f)
+{
+    wire_info info;
+    if (wire_info_load(f->a, f->a_len, &info) < 0 || info.proto > 2) {
+        w->stats.bad_frames++;
+        LOG_RL(GW_LOG_WARN, "GW-BAD-EVENT", "%s without a valid client block ignored",
+               gwp_cmd_name(f->cmd));
+        return;
+    }
+    /* Replies go back over the link to the gateway that sent the event, which
+     * exists even before the roster lists that gateway. */
+    cluster_peer *gateway = cluster_peer_get(w->cl, from->ip, from->port, GWP_ROLE_GATEWAY);
+    if (gateway == NULL)
+        return;
+    const uint8_t *sess = f->a + WIRE_INFO_LEN;
+    size_t sess_len = f->a_len - WIRE_INFO_LEN;
+    if (f->cmd != GWP_EV_CLOSE)
+        track(w, from->ip, from->port, f->conn, &info, sess, sess_len);
+    run_callback(w, gateway, from->ip, from->port, f->cmd, f->conn, f->req, f->aux, &info, sess,
+                 sess_len, f->b, f->b_len);
+    if (f->cmd == GWP_EV_CLOSE)
+        untrack(w, from->ip, from->port, f->conn);
+}
+
+/* The gateway left the cluster: its clients are gone with it. */
+static void close_clients_of(gw_worker *w, cluster_peer *gateway)
+{
+    u32map *m = clients_take(w, gateway->ip, gateway->port);
+    if (m == NULL)
+        return;
+    if (m->count)
+        LOG_INFO("GW-GATEWAY-LOST", "gateway %s left the cluster: on_close for its %zu clients",
+                 gateway->addr, m->count);
+    size_t pos = 0;
+    uint32_t conn;
+    void *v;
+    while (u32map_next(m, &pos, &conn, &v)) {
+        known_client *k = v;
+        if (!w->stopping)
+            run_callback(w, gateway, gateway->ip, gateway->port, GWP_EV_CLOSE, conn, 0, 0,
+                         &k->info, (const uint8_t *)k->sess, k->sess_len, NULL, 0);
+    }
+    clients_free(m);
+}
+
 static void drain_answer(gw_worker *w, const gwp_sender *from, int phase);
 
 static void on_frame(cluster *cl, const gwp_sender *from, const gwp_frame *f, void *arg)
 {
     gw_worker *w = arg;
     (void)cl;
+    if (f->cmd == GWP_IDX && from->role == GWP_ROLE_GATEWAY && f->a_len >= 1 &&
+        f->a[0] == WIRE_IDX_RESET)
+        clients_free(clients_take(w, from->ip, from->port)); /* see "clients seen" */
     if (gw_api_on_frame(&w->api, from, f))
         return;
     switch (f->cmd) {
@@ -301,6 +450,7 @@ static void on_peer_down(cluster *cl, cluster_peer *p, void *arg)
 {
     gw_worker *w = arg;
     (void)cl;
+    close_clients_of(w, p);
     gw_api_on_peer_down(&w->api, p);
     if (w->stats.gateways)
         w->stats.gateways--;
@@ -359,6 +509,10 @@ static void finish(gw_worker *w)
     while (smap_next(&w->pending, &pos, &e))
         pending_free(e->value);
     smap_deinit(&w->pending);
+    pos = 0;
+    while (smap_next(&w->clients, &pos, &e))
+        clients_free(e->value);
+    smap_deinit(&w->clients);
     gw_worker_self = NULL;
     gw_free(w);
     if (done)

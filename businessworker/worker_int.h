@@ -78,6 +78,10 @@ struct gw_worker {
     gw_module_fns mod;
     ev_ctx ev;
     smap pending; /* client_id -> sess_pending */
+    smap clients; /* gateway "ipport" -> u32map of known_client (see worker.c) */
+    struct u32map *last_clients;
+    uint32_t last_clients_ip;
+    uint16_t last_clients_port;
     gw_timer *timers;
     long next_timer_id;
     gw_worker_stats stats;

@@ -30,7 +30,10 @@
  *                                     a NUL byte not counted in len)
  *   void on_close(const char *client_id);
  *                                     the connection is gone; the session is still
- *                                     readable (read-only)
+ *                                     readable (read-only). When a gateway process
+ *                                     dies, the worker that had a client's events
+ *                                     runs on_close for it once the gateway leaves
+ *                                     the cluster (cluster.node_timeout later)
  *
  * client_id is 20 lowercase hex characters (GatewayWorker's format): gateway LAN
  * IPv4, gateway inbox port and connection number. It is valid during the call;

@@ -1,6 +1,7 @@
 /* smap: against a brute-force model, including deletes in probe clusters. */
 #include "common/alloc.h"
 #include "common/smap.h"
+#include "common/u32map.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -71,12 +72,43 @@ START_TEST(test_random_model)
 }
 END_TEST
 
+START_TEST(test_u32map_model)
+{
+    enum { K = 500 };
+    u32map m = {0};
+    long model[K] = {0};
+    srandom(11);
+    for (int step = 0; step < 100000; step++) {
+        uint32_t k = (uint32_t)(random() % K) * 7919u; /* spread keys, collide homes */
+        int idx = (int)(k / 7919u);
+        if (random() % 3) {
+            long v = random() % 1000 + 1;
+            ck_assert_int_eq(u32map_put(&m, k, (void *)v), 0);
+            model[idx] = v;
+        } else {
+            ck_assert_ptr_eq(u32map_del(&m, k), (void *)model[idx]);
+            model[idx] = 0;
+        }
+        if (step % 997 == 0) {
+            size_t n = 0;
+            for (int i = 0; i < K; i++) {
+                ck_assert_ptr_eq(u32map_get(&m, (uint32_t)i * 7919u), (void *)model[i]);
+                n += model[i] != 0;
+            }
+            ck_assert_uint_eq(m.count, n);
+        }
+    }
+    u32map_deinit(&m);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("smap");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_basic);
     tcase_add_test(tc, test_random_model);
+    tcase_add_test(tc, test_u32map_model);
     suite_add_tcase(s, tc);
     return s;
 }
