@@ -31,6 +31,7 @@ typedef struct cluster_reg {
     mq_peer hb;
     uint64_t last_roster_ms; /* 0 = never */
     uint64_t version;
+    uint64_t nonce; /* the register's boot nonce (versions restart with it) */
     roster_entry *entries;
     size_t n;
 } cluster_reg;
@@ -531,6 +532,13 @@ static void handle_roster(cluster *c, const gwp_sender *from, const gwp_frame *f
         gw_free(e);
         return;
     }
+    /* A roster can arrive late (published and also answered to a request): never
+     * go back to an older version of the same register's view. */
+    if (r->last_roster_ms && r->nonce == from->nonce && version < r->version) {
+        gw_free(e);
+        return;
+    }
+    r->nonce = from->nonce;
     gw_free(r->entries);
     r->entries = e;
     r->n = n;

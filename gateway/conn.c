@@ -416,7 +416,8 @@ static void deliver(gw_conn *c, const uint8_t *data, size_t len, uint16_t aux)
     const char *hb = gw->cfg->gateway.heartbeat_message;
     if (hb[0]) {
         size_t hl = strlen(hb);
-        if (len == hl && memcmp(data, hb, hl) == 0)
+        size_t ml = len > 0 && data[len - 1] == '\n' ? len - 1 : len; /* "hb\n" too */
+        if (ml == hl && memcmp(data, hb, hl) == 0)
             return; /* absorbed: a heartbeat only */
     }
     gw_forward_event(gw, c, GWP_EV_MESSAGE, aux, data, len);

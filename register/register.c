@@ -89,8 +89,14 @@ static const uint8_t *build_roster(gw_register *r, size_t *len)
     return gwp_writer_bytes(&r->w, len);
 }
 
+/* Publishes the roster; a changed roster gets the next version number first,
+ * so a node can tell an older roster (arriving late) from a newer one. */
 static void publish(gw_register *r)
 {
+    if (r->changed) {
+        r->version++;
+        r->changed = 0;
+    }
     size_t len;
     const uint8_t *bytes = build_roster(r, &len);
     if (bytes == NULL) {
@@ -102,7 +108,6 @@ static void publish(gw_register *r)
         LOG_RL(GW_LOG_WARN, "GW-ROSTER", "publishing the roster failed: %s", strerror(-rc));
     else
         r->stats.published++;
-    r->changed = 0;
 }
 
 static void link_closed(mq_peer *p)
@@ -249,10 +254,8 @@ static void on_inbox(mq_inbox *ib, const uint8_t *msg, size_t len, void *arg)
             LOG_RL(GW_LOG_WARN, "GW-BAD-CMD", "unexpected %s frame at the register ignored",
                    gwp_cmd_name(f.cmd));
     }
-    if (r->changed) {
-        r->version++;
+    if (r->changed)
         publish(r);
-    }
 }
 
 static void expire_cb(uv_timer_t *t)
@@ -282,10 +285,8 @@ static void expire_cb(uv_timer_t *t)
             mq_peer_close(&l->mq, link_closed);
         }
     }
-    if (r->changed) {
-        r->version++;
+    if (r->changed)
         publish(r);
-    }
     r->stats.nodes = (uint32_t)r->nnodes;
 }
 

@@ -143,9 +143,14 @@ export class GatewayWorkerClient {
       return;
     }
     this._ws = ws;
+    let opened = false;
     try { ws.binaryType = this.options.binaryType; } catch (err) { /* not supported */ }
+    // deadTimeout also bounds the handshake: a server that accepts the TCP
+    // connection but never answers (frozen, or a half-open path) is retried.
+    this._armDeadTimer();
     ws.onopen = () => {
       if (ws !== this._ws) return;
+      opened = true;
       this._armDeadTimer();
       const o = this.options;
       if (o.heartbeatInterval > 0 && o.heartbeatMessage != null) {
@@ -167,7 +172,15 @@ export class GatewayWorkerClient {
       this._emit('message', e.data, e);
     };
     ws.onerror = (e) => {
-      if (ws === this._ws) this._emit('error', e);
+      if (ws !== this._ws) return;
+      this._emit('error', e);
+      // A connection that failed before opening is over. Browsers and the ws
+      // package follow this error with 'close'; the built-in WebSocket of Node 20
+      // (undici) does not, which would leave the client waiting forever.
+      if (!opened && ws === this._ws) {
+        this._abandon(ws);
+        this._closed({code: 1006, reason: '', wasClean: false});
+      }
     };
     ws.onclose = (e) => {
       if (ws !== this._ws) return;
@@ -192,13 +205,23 @@ export class GatewayWorkerClient {
   _onDead() {
     const ws = this._ws;
     if (!ws) return;
-    ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
-    try { ws.close(4000, 'no data from the server'); } catch (err) { /* already closing */ }
+    this._abandon(ws, 4000, 'no data from the server');
     this._closed({code: 4000, reason: 'no data from the server', wasClean: false});
   }
 
+  /* Stops listening to a socket and closes it. Its handlers become no-ops rather
+   * than null: the ws package throws on an 'error' event without a listener (and
+   * close() on a connecting ws socket emits one). */
+  _abandon(ws, code, reason) {
+    const noop = () => {};
+    ws.onmessage = ws.onerror = ws.onclose = noop;
+    ws.onopen = () => { try { ws.close(); } catch (err) { /* closing */ } };
+    try { ws.close(code, reason); } catch (err) { /* already closing or closed */ }
+  }
+
   _scheduleReconnect() {
-    if (this._stopped || !this.options.reconnect) return;
+    if (!this.options.reconnect) this._stopped = true; // gave up: state 'closed', send() false
+    if (this._stopped) return;
     const o = this.options;
     const base = Math.min(o.maxDelay, o.minDelay * Math.pow(o.factor, this._attempt));
     const delay = Math.round(base * (1 - o.jitter * Math.random()));
