@@ -85,6 +85,7 @@ int gw_proc_init(gw_proc *p, int argc, char **argv, const char *role, const char
         gw_config_deinit(&p->cfg);
         exit(0);
     }
+    p->role = role;
     snprintf(p->tag, sizeof p->tag, "%s#%d", role, p->index);
     gw_log_init(p->tag, p->cfg.cluster.log_level);
     signal(SIGPIPE, SIG_IGN);
@@ -155,5 +156,77 @@ int gw_proc_cluster_cfg(const gw_config *cfg, uint8_t role, int index, cluster_c
     out->node_timeout_ms = (uint32_t)(cfg->cluster.node_timeout * 1000);
     out->max_msg = gw_proc_max_msg(cfg);
     out->max_batch = 256 * 1024;
+    return 0;
+}
+
+/* ---- the common life of a process ---- */
+
+static struct {
+    const gw_service *svc;
+    gw_proc *proc;
+    void *obj;
+    gw_shstats *stats;
+    uv_signal_t sigs[3];
+} run;
+
+static void run_stopped(void *arg)
+{
+    (void)arg;
+    run.obj = NULL;
+    gw_shstats_free(run.stats);
+    run.stats = NULL;
+    for (int i = 0; i < 3; i++)
+        uv_close((uv_handle_t *)&run.sigs[i], NULL);
+}
+
+static void run_signal(uv_signal_t *h, int signum)
+{
+    (void)h;
+    if (signum == SIGHUP) {
+        gw_log_reopen();
+        return;
+    }
+    if (run.obj == NULL)
+        return;
+    LOG_INFO("GW-STOP", "signal %d: stopping", signum);
+    gw_shstats_set_state(run.stats, run.svc->stopping_state);
+    run.svc->stop(run.obj, &run.proc->cfg, run_stopped, NULL);
+}
+
+static void run_publish(gw_shstats *s, void *arg)
+{
+    (void)arg;
+    if (run.obj)
+        run.svc->publish(run.obj, s);
+}
+
+int gw_proc_run(gw_proc *p, const gw_service *svc)
+{
+    uv_loop_t *loop = uv_default_loop();
+    run.svc = svc;
+    run.proc = p;
+    run.stats = gw_shstats_attach_env(p->role, p->index);
+    int rc = svc->start(&run.obj, loop, &p->cfg, p->index);
+    if (rc < 0) {
+        /* strerror: uv_strerror leaks a string for codes libuv does not know. */
+        LOG_ERROR("GW-START", "%s failed to start: %s", p->role,
+                  rc == -ENOEXEC ? "the business module was refused" : strerror(-rc));
+        gw_shstats_free(run.stats);
+        uv_run(loop, UV_RUN_NOWAIT); /* close callbacks of what start undid */
+        uv_loop_close(loop);
+        gw_proc_deinit(p);
+        return svc->start_failed ? svc->start_failed(rc) : 1;
+    }
+    static const int signums[3] = {SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        uv_signal_init(loop, &run.sigs[i]);
+        uv_signal_start(&run.sigs[i], run_signal, signums[i]);
+    }
+    gw_shstats_publish_start(run.stats, loop, 0, run_publish, NULL);
+    gw_shstats_set_state(run.stats, GW_SHSTATS_RUNNING);
+    uv_run(loop, UV_RUN_DEFAULT);
+    uv_loop_close(loop);
+    LOG_INFO("GW-STOP", "%s stopped", p->role);
+    gw_proc_deinit(p);
     return 0;
 }

@@ -15,8 +15,10 @@
 
 #include "common/cluster.h"
 #include "common/config.h"
+#include "common/shstats.h"
 
 typedef struct gw_proc {
+    const char *role; /* "gateway", ... (static) */
     const char *config_path;
     int index;
     gw_config cfg;
@@ -31,6 +33,26 @@ void gw_proc_deinit(gw_proc *p);
 /* The inbox message limit (NN_RCVMAXSIZE) every node uses: large enough for a
  * batch carrying one maximal client message plus its parameters. */
 size_t gw_proc_max_msg(const gw_config *cfg);
+
+/* What a process role plugs into gw_proc_run. */
+typedef struct gw_service {
+    /* Starts the role; returns 0 and sets *obj, or a negative errno. */
+    int (*start)(void **obj, uv_loop_t *loop, const gw_config *cfg, int index);
+    /* Graceful stop; done(arg) runs once everything is closed. Called again on a
+     * second signal (the role then skips what is left of its grace period). */
+    void (*stop)(void *obj, const gw_config *cfg, void (*done)(void *), void *arg);
+    /* Copies the role's figures into the supervisor's stats page. */
+    void (*publish)(void *obj, gw_shstats *s);
+    gw_shstats_state stopping_state; /* published while stopping */
+    /* Exit status for a failed start (rc < 0); NULL: 1. */
+    int (*start_failed)(int rc);
+} gw_service;
+
+/* Runs a process of the role after gw_proc_init: starts it, stops it gracefully
+ * on SIGINT/SIGTERM (again on a second one), reopens the log on SIGHUP, publishes
+ * statistics every 250 ms for the supervisor, runs the loop until everything is
+ * closed. Returns the exit status; blocks until then. */
+int gw_proc_run(gw_proc *p, const gw_service *svc);
 
 /* How long a process may spend stopping gracefully: supervisor.stop_timeout
  * minus half a second (at least half of it), so that it is done before the

@@ -346,6 +346,31 @@ static void leave_open(gw_conn *c)
     gw_conn_detach(c->gw, c);
 }
 
+/* Stops taking input and events, writes what is queued, then shuts the TCP
+ * connection down and waits (at most CLOSE_LINGER_MS) for the client's EOF. */
+static void close_after_flush(gw_conn *c)
+{
+    leave_open(c);
+    c->flags |= CF_SHUTDOWN;
+    gw_mark_dirty(c->gw, c);
+    gw_schedule(c->gw, c, uv_now(c->gw->loop) + CLOSE_LINGER_MS);
+}
+
+/* An HTTP answer instead of the upgrade (an error, or a static file): replaces
+ * whatever a worker queued for after the handshake, then closes. b is emptied. */
+static void respond_and_close(gw_conn *c, gw_buf *b)
+{
+    out_clear(c);
+    gw_sbuf *sb = sbuf_copy(b->data, b->len);
+    gw_buf_deinit(b);
+    if (sb == NULL || out_push(c, sb, 0) < 0) {
+        gw_sbuf_unref(sb);
+        conn_destroy(c, "out of memory");
+        return;
+    }
+    close_after_flush(c);
+}
+
 void conn_close(gw_conn *c, uint16_t code, const uint8_t *last, size_t last_len, uint16_t aux)
 {
     if (c->state >= CONN_CLOSING)
@@ -360,10 +385,7 @@ void conn_close(gw_conn *c, uint16_t code, const uint8_t *last, size_t last_len,
     if (c->state >= CONN_CLOSING)
         return; /* the last message overflowed the client */
     queue_close_frame(c, code ? code : WS_CLOSE_NORMAL);
-    leave_open(c);
-    c->flags |= CF_SHUTDOWN;
-    gw_mark_dirty(c->gw, c);
-    gw_schedule(c->gw, c, uv_now(c->gw->loop) + CLOSE_LINGER_MS);
+    close_after_flush(c);
 }
 
 void conn_destroy(gw_conn *c, const char *why)
@@ -500,10 +522,7 @@ static long ws_next(gw_conn *c, uint8_t *p, size_t len)
     case WS_EV_CLOSE:
         /* Echo the code, then close once it is written. */
         queue_close_frame(c, ev.close_code);
-        leave_open(c);
-        c->flags |= CF_SHUTDOWN;
-        gw_mark_dirty(c->gw, c);
-        gw_schedule(c->gw, c, uv_now(c->gw->loop) + CLOSE_LINGER_MS);
+        close_after_flush(c);
         return (long)consumed;
     case WS_EV_ERROR:
     default: {
@@ -511,10 +530,7 @@ static long ws_next(gw_conn *c, uint8_t *p, size_t len)
         LOG_RL(GW_LOG_INFO, "GW-CLIENT-PROTO", "client %u: WebSocket protocol error, close %u",
                c->id, ev.close_code);
         queue_close_frame(c, ev.close_code);
-        leave_open(c);
-        c->flags |= CF_SHUTDOWN;
-        gw_mark_dirty(c->gw, c);
-        gw_schedule(c->gw, c, uv_now(c->gw->loop) + CLOSE_LINGER_MS);
+        close_after_flush(c);
         return -1;
     }
     }
@@ -533,18 +549,7 @@ static void reject_handshake(gw_conn *c, int status, const char *reason)
         conn_destroy(c, NULL);
         return;
     }
-    /* Whatever a worker queued for after the handshake is void now. */
-    out_clear(c);
-    gw_sbuf *sb = sbuf_copy(b.data, b.len);
-    gw_buf_deinit(&b);
-    leave_open(c);
-    if (sb == NULL || out_push(c, sb, 0) < 0) {
-        gw_sbuf_unref(sb);
-        conn_destroy(c, NULL);
-        return;
-    }
-    c->flags |= CF_SHUTDOWN;
-    gw_schedule(gw, c, uv_now(gw->loop) + CLOSE_LINGER_MS);
+    respond_and_close(c, &b);
 }
 
 /* Answers a plain HTTP request with a file of gateway.static_dir, then closes. */
@@ -561,16 +566,7 @@ static void serve_static(gw_conn *c, const http_request *req)
     gw->stats.http_requests++;
     LOG_DEBUG("client %u: HTTP %.*s %.*s -> %d", c->id, (int)req->method_len, req->method,
               (int)req->path_len, req->path, status);
-    gw_sbuf *sb = sbuf_copy(b.data, b.len);
-    gw_buf_deinit(&b);
-    leave_open(c);
-    if (sb == NULL || out_push(c, sb, 0) < 0) {
-        gw_sbuf_unref(sb);
-        conn_destroy(c, NULL);
-        return;
-    }
-    c->flags |= CF_SHUTDOWN;
-    gw_schedule(gw, c, uv_now(gw->loop) + CLOSE_LINGER_MS);
+    respond_and_close(c, &b);
 }
 
 static int json_set_str(json_t *o, const char *k, size_t klen, const char *v, size_t vlen)
