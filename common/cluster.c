@@ -28,10 +28,13 @@ typedef struct cluster_reg {
     cluster_addr addr;
     int configured;
     int hb_open;
+    uint64_t silent_since_ms; /* start of the current stretch without a roster */
+    uint64_t warned_ms;
     mq_peer hb;
     uint64_t last_roster_ms; /* 0 = never */
     uint64_t version;
     uint64_t nonce; /* the register's boot nonce (versions restart with it) */
+    uint64_t since_ms; /* first roster of this register after a gap or a restart */
     roster_entry *entries;
     size_t n;
 } cluster_reg;
@@ -61,8 +64,6 @@ struct cluster {
     char self_addr[24];
 
     mq_inbox inbox;
-    mq_inbox sub;
-    int sub_open;
     uv_prepare_t flush;
     uv_timer_t hb_timer;
     uv_timer_t check_timer;
@@ -422,16 +423,24 @@ static void recompute(cluster *c)
 {
     uint64_t now = uv_now(c->loop);
     size_t total = 0;
-    int any_fresh = 0;
+    int any_fresh = 0, settled = 0;
     for (size_t i = 0; i < c->nregs; i++) {
         cluster_reg *r = &c->regs[i];
         if (r->last_roster_ms && now - r->last_roster_ms <= c->cfg.node_timeout_ms) {
             any_fresh = 1;
             total += r->n;
+            if (now - r->since_ms >= c->cfg.node_timeout_ms)
+                settled = 1;
         }
     }
     if (!any_fresh)
         return; /* no register heard from: keep the last view */
+    /* A register heard again after a restart or a silence (its own, or this
+     * node's: a cut link) may not have heard every live node yet: its roster
+     * can add peers but, until node_timeout has passed and unless another
+     * register vouches for it, it removes none (only restarts, a new nonce at a
+     * known address, are certain). Otherwise a register coming back alone would
+     * make every node drop, and run on_close for, peers that never left. */
 
     merged_entry *m = total ? gw_malloc(total * sizeof *m) : NULL;
     if (total && m == NULL)
@@ -477,11 +486,13 @@ static void recompute(cluster *c)
             for (cluster_peer *p = c->buckets[b]; p; p = p->hnext) {
                 if (!p->in_roster)
                     continue;
-                int found = 0;
-                for (size_t i = 0; i < nv && !found; i++)
-                    found = view[i].ip == p->ip && view[i].port == p->port &&
-                            view[i].nonce == p->nonce;
-                if (!found)
+                int found = 0, restarted = 0;
+                for (size_t i = 0; i < nv && !found; i++) {
+                    int here = view[i].ip == p->ip && view[i].port == p->port;
+                    found = here && view[i].nonce == p->nonce;
+                    restarted |= here && !found;
+                }
+                if (!found && (settled || restarted))
                     gone[ngone++] = p;
             }
         for (size_t i = 0; i < ngone; i++)
@@ -538,6 +549,10 @@ static void handle_roster(cluster *c, const gwp_sender *from, const gwp_frame *f
         gw_free(e);
         return;
     }
+    uint64_t now = uv_now(c->loop);
+    if (r->last_roster_ms == 0 || r->nonce != from->nonce ||
+        now - r->last_roster_ms > c->cfg.node_timeout_ms)
+        r->since_ms = now; /* see recompute */
     r->nonce = from->nonce;
     gw_free(r->entries);
     r->entries = e;
@@ -698,21 +713,6 @@ int cluster_recv_sync(cluster *c, uint64_t timeout_ms,
     }
 }
 
-static void on_sub(mq_inbox *ib, const uint8_t *msg, size_t len, void *arg)
-{
-    cluster *c = arg;
-    (void)ib;
-    gwp_batch b;
-    if (c->stopping || open_batch(c, msg, len, &b, "roster") < 0)
-        return;
-    if (b.sender.role != GWP_ROLE_REGISTER)
-        return;
-    gwp_frame f;
-    while (!c->stopping && gwp_batch_next(&b, &f) == 1)
-        if (f.cmd == GWP_ROSTER)
-            handle_roster(c, &b.sender, &f);
-}
-
 /* ---- heartbeats ---- */
 
 static void send_heartbeats(cluster *c)
@@ -754,6 +754,41 @@ static void hb_cb(uv_timer_t *t)
         send_heartbeats(c);
 }
 
+/* A register that takes our heartbeats (the TCP link is up) but never sends a
+ * roster is almost always one that refuses them: a different secret_key. The
+ * register logs GW-AUTH-FAIL; say it here too, where the operator is looking. */
+static void warn_silent_registers(cluster *c, uint64_t now)
+{
+    uint64_t quiet = 2 * (uint64_t)c->cfg.node_timeout_ms;
+    if (quiet < 5000)
+        quiet = 5000;
+    for (size_t i = 0; i < c->nregs; i++) {
+        cluster_reg *r = &c->regs[i];
+        if (!r->configured || !r->hb_open)
+            continue;
+        if (r->last_roster_ms && now - r->last_roster_ms <= c->cfg.node_timeout_ms) {
+            r->silent_since_ms = 0;
+            continue;
+        }
+        if (!mq_peer_connected(&r->hb)) {
+            r->silent_since_ms = 0; /* unreachable: nothing to say beyond the obvious */
+            continue;
+        }
+        if (r->silent_since_ms == 0)
+            r->silent_since_ms = now;
+        if (now - r->silent_since_ms >= quiet && now - r->warned_ms >= 30000) {
+            char a[24];
+            format_addr(a, sizeof a, r->addr.ip, r->addr.port);
+            LOG_WARN("GW-NO-ROSTER",
+                     "register %s accepts this node's heartbeats but has sent no roster for "
+                     "%llu ms: is secret_key the same on every node? (a register logs "
+                     "GW-AUTH-FAIL for heartbeats it refuses)",
+                     a, (unsigned long long)(now - r->silent_since_ms));
+            r->warned_ms = now;
+        }
+    }
+}
+
 static void check_cb(uv_timer_t *t)
 {
     cluster *c = container_of(t, cluster, check_timer);
@@ -761,6 +796,7 @@ static void check_cb(uv_timer_t *t)
         return;
     uint64_t now = uv_now(c->loop);
     recompute(c);
+    warn_silent_registers(c, now);
     /* Clients do not heartbeat: ask again while no roster is known. */
     if (c->cfg.heartbeat_ms == 0 && (c->last_roster_ms == 0))
         send_heartbeats(c);
@@ -853,8 +889,6 @@ int cluster_start(cluster **out, uv_loop_t *loop, const cluster_cfg *cfg, const 
         goto fail_key;
     format_addr(c->self_addr, sizeof c->self_addr, c->self.ip, c->self.port);
 
-    const char *urls[CLUSTER_MAX_REGISTERS];
-    char urlbuf[CLUSTER_MAX_REGISTERS][48];
     c->nregs = cfg->n_registers > CLUSTER_MAX_REGISTERS ? CLUSTER_MAX_REGISTERS : cfg->n_registers;
     for (size_t i = 0; i < c->nregs; i++) {
         cluster_reg *r = &c->regs[i];
@@ -867,16 +901,6 @@ int cluster_start(cluster **out, uv_loop_t *loop, const cluster_cfg *cfg, const 
             r->hb_open = 1;
         else
             LOG_ERROR("GW-REG-LINK", "cannot open a link to register %s", url);
-        mq_tcp_url(urlbuf[i], sizeof urlbuf[i], r->addr.ip, (uint16_t)(r->addr.port + 1));
-        urls[i] = urlbuf[i];
-    }
-    if (c->nregs > 0) {
-        rc = mq_sub_open(&c->sub, loop, urls, c->nregs, c->cfg.max_msg, on_sub, c);
-        if (rc < 0)
-            LOG_ERROR("GW-REG-LINK", "cannot subscribe to the registers' rosters: %s",
-                      strerror(-rc));
-        else
-            c->sub_open = 1;
     }
 
     uv_prepare_init(loop, &c->flush);
@@ -967,11 +991,6 @@ void cluster_stop(cluster *c, void (*done)(void *arg), void *arg)
         }
     c->pending++;
     mq_inbox_close(&c->inbox, inbox_closed);
-    if (c->sub_open) {
-        c->sub_open = 0;
-        c->pending++;
-        mq_inbox_close(&c->sub, inbox_closed);
-    }
     uv_handle_t *hs[] = {(uv_handle_t *)&c->flush, (uv_handle_t *)&c->hb_timer,
                          (uv_handle_t *)&c->check_timer, (uv_handle_t *)&c->stash_idle};
     for (size_t i = 0; i < 4; i++) {

@@ -4,9 +4,10 @@
  *  - an inbox (NN_PULL) on its LAN address, where verified batches arrive and are
  *    handed to on_frame frame by frame;
  *  - heartbeats to every configured register (one NN_PUSH each, never queued);
- *  - one NN_SUB on all registers' rosters; rosters are merged (union over the
- *    registers heard from recently, freshest entry per node wins) and turned
- *    into on_peer_up / on_peer_down calls for the roles it is interested in.
+ *  - rosters, which registers send to the inbox (on change, periodically, and
+ *    in answer to a heartbeat that asks), are merged (union over the registers
+ *    heard from recently, freshest entry per node wins) and turned into
+ *    on_peer_up / on_peer_down calls for the roles it is interested in.
  *    While no register is heard from, the view is frozen: traffic between
  *    gateways and workers never depends on a register being up;
  *  - one cluster_peer (NN_PUSH to that peer's inbox) per peer, with frames
@@ -49,7 +50,7 @@ typedef struct cluster_cfg {
     const char *secret;    /* NULL or "" = no HMAC */
     uint32_t heartbeat_ms; /* 0 = no heartbeats (clients) */
     uint32_t node_timeout_ms;
-    size_t max_msg;        /* NN_RCVMAXSIZE of the inbox and the roster socket */
+    size_t max_msg;        /* NN_RCVMAXSIZE of the inbox */
     size_t max_batch;      /* a batch is sent early when it grows past this */
     unsigned interest;     /* bit (1 << GWP_ROLE_x) for each role to connect to */
 } cluster_cfg;

@@ -281,15 +281,6 @@ static int v_registers(cfg_ctx *c, const char *key, const void *field)
     return 0;
 }
 
-static int v_register_listen(cfg_ctx *c, const char *key, const void *field)
-{
-    const gw_addr *a = field;
-    if (a->port > 65534)
-        return fail(c, key, "port must be <= 65534, the roster is published on port+1 (got %u)",
-                    (unsigned)a->port);
-    return 0;
-}
-
 static int v_name(cfg_ctx *c, const char *key, const void *field)
 {
     const char *s = *(char *const *)field;
@@ -337,8 +328,7 @@ static const cfg_field cluster_fields[] = {
 #define RG(m) offsetof(gw_register_config, m)
 static const cfg_field register_fields[] = {
     KEY("count", T_INT, RG(count), "1", .min = 0, .max = 1),
-    KEY("listen", T_ADDR, RG(listen), "\"127.0.0.1:1238\"", .validate = v_register_listen,
-        .flags = F_IPV4),
+    KEY("listen", T_ADDR, RG(listen), "\"127.0.0.1:1238\"", .flags = F_IPV4),
     KEY("publish_interval", T_SECONDS, RG(publish_interval), "1.0", .dmin = 0.05, .dmax = 60),
 };
 
@@ -935,7 +925,7 @@ static int check_ports(cfg_ctx *c)
     size_t n = 0;
     if (g->reg.count > 0)
         u[n++] = (port_use){"register.listen", "register", g->reg.listen.host, g->reg.listen.port,
-                            g->reg.listen.port + 1u};
+                            g->reg.listen.port};
     if (g->gateway.count > 0) {
         const char *h = *g->gateway.inbox_bind ? g->gateway.inbox_bind : g->cluster.lan_ip;
         u[n++] = (port_use){"gateway.start_port", "gateway inbox", h, g->gateway.start_port,

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <nanomsg/nn.h>
 #include <nanomsg/pipeline.h>
-#include <nanomsg/pubsub.h>
 #include <nanomsg/tcp.h>
 #include <stdio.h>
 #include <string.h>
@@ -50,30 +49,20 @@ static void inbox_poll_cb(uv_poll_t *h, int status, int events)
     }
 }
 
-static int receiver_open(mq_inbox *ib, uv_loop_t *loop, int proto, const char *const *urls,
-                         size_t n_urls, size_t max_msg, mq_inbox_cb cb, void *arg)
+int mq_inbox_open(mq_inbox *ib, uv_loop_t *loop, const char *url, size_t max_msg,
+                  mq_inbox_cb cb, void *arg)
 {
     memset(ib, 0, sizeof *ib);
     ib->sock = -1;
     int rc;
-    int s = nn_socket(AF_SP, proto);
+    int s = nn_socket(AF_SP, NN_PULL);
     if (s < 0)
         return -nn_errno();
     int maxsz = max_msg > (size_t)INT32_MAX ? INT32_MAX : (int)max_msg;
     if (nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVMAXSIZE, &maxsz, sizeof maxsz) < 0)
         goto fail_errno;
-    if (proto == NN_SUB) {
-        int ivl = 100, ivl_max = 2000;
-        if (nn_setsockopt(s, NN_SUB, NN_SUB_SUBSCRIBE, "", 0) < 0 ||
-            nn_setsockopt(s, NN_SOL_SOCKET, NN_RECONNECT_IVL, &ivl, sizeof ivl) < 0 ||
-            nn_setsockopt(s, NN_SOL_SOCKET, NN_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max) < 0)
-            goto fail_errno;
-        for (size_t i = 0; i < n_urls; i++)
-            if (nn_connect(s, urls[i]) < 0)
-                goto fail_errno;
-    } else if (nn_bind(s, urls[0]) < 0) {
+    if (nn_bind(s, url) < 0)
         goto fail_errno;
-    }
     int fd;
     if ((rc = nn_fd(s, NN_RCVFD, &fd)) < 0)
         goto fail_rc;
@@ -97,17 +86,6 @@ fail_rc:
     return rc;
 }
 
-int mq_inbox_open(mq_inbox *ib, uv_loop_t *loop, const char *url, size_t max_msg,
-                  mq_inbox_cb cb, void *arg)
-{
-    return receiver_open(ib, loop, NN_PULL, &url, 1, max_msg, cb, arg);
-}
-
-int mq_sub_open(mq_inbox *ib, uv_loop_t *loop, const char *const *urls, size_t n_urls,
-                size_t max_msg, mq_inbox_cb cb, void *arg)
-{
-    return receiver_open(ib, loop, NN_SUB, urls, n_urls, max_msg, cb, arg);
-}
 
 static void inbox_closed(uv_handle_t *h)
 {
@@ -364,32 +342,3 @@ void mq_format_ipv4(char *out, size_t outlen, uint32_t ip)
     snprintf(out, outlen, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
 }
 
-int mq_pub_open(mq_pub *p, const char *url)
-{
-    p->sock = nn_socket(AF_SP, NN_PUB);
-    if (p->sock < 0)
-        return -nn_errno();
-    if (nn_bind(p->sock, url) < 0) {
-        int rc = -nn_errno();
-        nn_close(p->sock);
-        p->sock = -1;
-        return rc;
-    }
-    return 0;
-}
-
-int mq_pub_send(mq_pub *p, const void *data, size_t len)
-{
-    if (p->sock < 0)
-        return -EPIPE;
-    if (nn_send(p->sock, data, len, NN_DONTWAIT) < 0)
-        return -nn_errno();
-    return 0;
-}
-
-void mq_pub_close(mq_pub *p)
-{
-    if (p->sock >= 0)
-        nn_close(p->sock);
-    p->sock = -1;
-}

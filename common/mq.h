@@ -49,22 +49,6 @@ int mq_inbox_open(mq_inbox *ib, uv_loop_t *loop, const char *url, size_t max_msg
  * libuv handle is closed, after which `ib` may be freed. Idempotent. */
 void mq_inbox_close(mq_inbox *ib, void (*close_cb)(mq_inbox *));
 
-/* The same as an inbox, but an NN_SUB socket subscribed to everything and
- * connected to each of `urls` (the registers' roster publishers). */
-int mq_sub_open(mq_inbox *ib, uv_loop_t *loop, const char *const *urls, size_t n_urls,
-                size_t max_msg, mq_inbox_cb cb, void *arg);
-
-/* An NN_PUB socket: sends never block and are dropped for subscribers that are
- * busy or absent (acceptable only for periodically repeated state). */
-typedef struct mq_pub {
-    int sock;
-} mq_pub;
-/* Binds to url. 0 or a negative errno. */
-int mq_pub_open(mq_pub *p, const char *url);
-/* Publishes len bytes (copied). 0, or a negative errno. */
-int mq_pub_send(mq_pub *p, const void *data, size_t len);
-void mq_pub_close(mq_pub *p);
-
 /* An NN_PUSH socket connected to exactly one inbox, with an application-level FIFO
  * of messages that nanomsg refused with EAGAIN (no connection yet, or kernel
  * buffers full). Messages are never dropped silently: they wait in the queue

@@ -4,6 +4,7 @@
 #include "common/mq.h"
 #include "common/proto.h"
 #include "common/roster.h"
+#include "common/smap.h"
 
 #include <errno.h>
 #include <string.h>
@@ -14,23 +15,28 @@
 
 #define EXPIRE_CHECK_MS 100
 #define HB_WANT_ROSTER 1u
-#define MAX_REPLY_LINKS 64
+/* A link to an inbox that is not a roster node (gwctl asking once) is closed
+ * after this long unused. */
 #define REPLY_IDLE_MS 10000
+/* The expiry timer runs every EXPIRE_CHECK_MS; a longer gap means the loop did
+ * not run (SIGSTOP, a paused VM, swapping) while heartbeats piled up unread. */
+#define STALL_MS 1000
 
 typedef struct reg_node {
     roster_entry e;
     uint64_t last_ms;
 } reg_node;
 
-/* A link to a requester's inbox, to answer "send me the roster". */
-typedef struct reply_link {
+/* A PUSH link to a node's (or an API client's) inbox: rosters go there. The
+ * register exposes no other socket than its announce inbox: an NN_PUB socket
+ * aborts the process when a peer subscribes and sends (nanomsg xpub.c). */
+typedef struct reg_link {
     uint32_t ip;
     uint16_t port;
-    int open;
     uint64_t last_used;
     mq_peer mq;
     gw_register *r;
-} reply_link;
+} reg_link;
 
 struct gw_register {
     uv_loop_t *loop;
@@ -39,7 +45,6 @@ struct gw_register {
     int has_key;
     gwp_sender self;
     mq_inbox inbox;
-    mq_pub pub;
     uv_timer_t expire_timer;
     uv_timer_t publish_timer;
     reg_node *nodes;
@@ -47,7 +52,10 @@ struct gw_register {
     size_t cap;
     uint64_t version;
     int changed;
-    reply_link links[MAX_REPLY_LINKS];
+    /* After a stall (heartbeats piled up unread), nobody is expired until then. */
+    uint64_t no_expiry_until_ms;
+    uint64_t last_check_ms;
+    smap links; /* "ipport" -> reg_link */
     gwp_writer w;
     gw_buf json;
     gw_register_stats stats;
@@ -89,8 +97,72 @@ static const uint8_t *build_roster(gw_register *r, size_t *len)
     return gwp_writer_bytes(&r->w, len);
 }
 
-/* Publishes the roster; a changed roster gets the next version number first,
- * so a node can tell an older roster (arriving late) from a newer one. */
+static void link_key(char *key, uint32_t ip, uint16_t port)
+{
+    snprintf(key, 16, "%08x%04x", ip, port);
+}
+
+static void finish(gw_register *r);
+
+static void link_closed(mq_peer *p)
+{
+    reg_link *l = container_of(p, reg_link, mq);
+    gw_register *r = l->r;
+    gw_free(l);
+    r->pending--;
+    if (r->stopping)
+        finish(r);
+}
+
+static void link_close(gw_register *r, reg_link *l)
+{
+    char key[16];
+    link_key(key, l->ip, l->port);
+    smap_del(&r->links, key, 12);
+    r->pending++;
+    mq_peer_close(&l->mq, link_closed);
+}
+
+static reg_link *link_get(gw_register *r, uint32_t ip, uint16_t port)
+{
+    char key[16];
+    link_key(key, ip, port);
+    reg_link *l = smap_get(&r->links, key, 12);
+    if (l)
+        return l;
+    l = gw_calloc(1, sizeof *l);
+    if (l == NULL)
+        return NULL;
+    char url[48];
+    mq_tcp_url(url, sizeof url, ip, port);
+    mq_peer_opts o = {.reconnect_ivl_ms = 100, .reconnect_ivl_max_ms = 1000};
+    if (mq_peer_open(&l->mq, r->loop, url, &o, NULL, NULL) < 0) {
+        gw_free(l);
+        return NULL;
+    }
+    l->ip = ip;
+    l->port = port;
+    l->r = r;
+    if (smap_put(&r->links, key, 12, l, NULL) < 0) {
+        r->pending++;
+        mq_peer_close(&l->mq, link_closed);
+        return NULL;
+    }
+    return l;
+}
+
+/* At most one roster waits in a link's queue: a node that is slow or away gets
+ * the next one when it reads again (rosters are repeated anyway). */
+static void link_send(reg_link *l, const uint8_t *bytes, size_t len)
+{
+    l->last_used = uv_now(l->r->loop);
+    if (l->mq.queued_msgs == 0)
+        mq_peer_send(&l->mq, bytes, len);
+}
+
+/* Sends the roster to every node's inbox; a changed roster gets the next
+ * version number first, so a node can tell an older roster (arriving late)
+ * from a newer one. */
 static void publish(gw_register *r)
 {
     if (r->changed) {
@@ -103,67 +175,21 @@ static void publish(gw_register *r)
         LOG_RL(GW_LOG_ERROR, "GW-ROSTER", "cannot build the roster (out of memory)");
         return;
     }
-    int rc = mq_pub_send(&r->pub, bytes, len);
-    if (rc < 0)
-        LOG_RL(GW_LOG_WARN, "GW-ROSTER", "publishing the roster failed: %s", strerror(-rc));
-    else
-        r->stats.published++;
-}
-
-static void link_closed(mq_peer *p)
-{
-    reply_link *l = container_of(p, reply_link, mq);
-    gw_register *r = l->r;
-    l->r = NULL; /* the slot is free again */
-    r->pending--;
+    for (size_t i = 0; i < r->nnodes; i++) {
+        reg_link *l = link_get(r, r->nodes[i].e.ip, r->nodes[i].e.port);
+        if (l)
+            link_send(l, bytes, len);
+    }
+    r->stats.published++;
 }
 
 static void send_roster_to(gw_register *r, uint32_t ip, uint16_t port)
 {
-    uint64_t now = uv_now(r->loop);
-    reply_link *l = NULL, *oldest = NULL, *free_slot = NULL;
-    for (size_t i = 0; i < MAX_REPLY_LINKS; i++) {
-        reply_link *c = &r->links[i];
-        if (c->open && c->ip == ip && c->port == port) {
-            l = c;
-            break;
-        }
-        if (!c->open && c->r == NULL && free_slot == NULL)
-            free_slot = c;
-        if (c->open && (oldest == NULL || c->last_used < oldest->last_used))
-            oldest = c;
-    }
-    if (l == NULL) {
-        if (free_slot == NULL) {
-            /* Recycle the least recently used link (its close is asynchronous,
-             * so skip this request if none is free now). */
-            if (oldest) {
-                oldest->open = 0;
-                r->pending++;
-                mq_peer_close(&oldest->mq, link_closed);
-            }
-            for (size_t i = 0; i < MAX_REPLY_LINKS && free_slot == NULL; i++)
-                if (!r->links[i].open && r->links[i].r == NULL)
-                    free_slot = &r->links[i];
-            if (free_slot == NULL)
-                return;
-        }
-        char url[48];
-        mq_tcp_url(url, sizeof url, ip, port);
-        mq_peer_opts o = {.reconnect_ivl_ms = 100, .reconnect_ivl_max_ms = 1000};
-        if (mq_peer_open(&free_slot->mq, r->loop, url, &o, NULL, NULL) < 0)
-            return;
-        l = free_slot;
-        l->open = 1;
-        l->ip = ip;
-        l->port = port;
-        l->r = r;
-    }
-    l->last_used = now;
+    reg_link *l = link_get(r, ip, port);
     size_t len;
-    const uint8_t *bytes = build_roster(r, &len);
-    if (bytes && l->mq.queued_msgs < 4)
-        mq_peer_send(&l->mq, bytes, len);
+    const uint8_t *bytes = l ? build_roster(r, &len) : NULL;
+    if (bytes)
+        link_send(l, bytes, len);
 }
 
 static reg_node *find_node(gw_register *r, uint32_t ip, uint16_t port)
@@ -220,8 +246,9 @@ static void handle_heartbeat(gw_register *r, const gwp_sender *s, const gwp_fram
     }
     if (f->aux & HB_WANT_ROSTER) {
         if (r->changed)
-            publish(r);
-        send_roster_to(r, s->ip, s->port);
+            publish(r); /* this node included */
+        else
+            send_roster_to(r, s->ip, s->port);
     }
 }
 
@@ -264,7 +291,16 @@ static void expire_cb(uv_timer_t *t)
     uint64_t now = uv_now(r->loop);
     uint64_t timeout = (uint64_t)(r->cfg->cluster.node_timeout * 1000);
     char addr[32];
-    for (size_t i = 0; i < r->nnodes;) {
+    if (now - r->last_check_ms > STALL_MS) {
+        /* The heartbeats of that time are still unread: expiring now would drop
+         * live nodes. Give every node node_timeout to be heard again. */
+        LOG_WARN("GW-REG-STALL", "the register did not run for %llu ms: expiring nobody for "
+                                 "the next %llu ms",
+                 (unsigned long long)(now - r->last_check_ms), (unsigned long long)timeout);
+        r->no_expiry_until_ms = now + timeout;
+    }
+    r->last_check_ms = now;
+    for (size_t i = 0; i < r->nnodes && now >= r->no_expiry_until_ms;) {
         reg_node *n = &r->nodes[i];
         if (now - n->last_ms > timeout) {
             LOG_INFO("GW-NODE-EXPIRE", "%s %s expired after %llu ms of silence",
@@ -277,14 +313,17 @@ static void expire_cb(uv_timer_t *t)
         }
         i++;
     }
-    for (size_t i = 0; i < MAX_REPLY_LINKS; i++) {
-        reply_link *l = &r->links[i];
-        if (l->open && now - l->last_used > REPLY_IDLE_MS) {
-            l->open = 0;
-            r->pending++;
-            mq_peer_close(&l->mq, link_closed);
-        }
+    /* Links of nodes that left, and of API clients that asked once. */
+    reg_link *idle[64];
+    size_t nidle = 0, pos = 0;
+    const smap_entry *e;
+    while (nidle < 64 && smap_next(&r->links, &pos, &e)) {
+        reg_link *l = e->value;
+        if (now - l->last_used > REPLY_IDLE_MS && find_node(r, l->ip, l->port) == NULL)
+            idle[nidle++] = l;
     }
+    for (size_t i = 0; i < nidle; i++)
+        link_close(r, idle[i]);
     if (r->changed)
         publish(r);
     r->stats.nodes = (uint32_t)r->nnodes;
@@ -304,7 +343,6 @@ int gw_register_start(gw_register **out, uv_loop_t *loop, const gw_config *cfg)
         return -ENOMEM;
     r->loop = loop;
     r->cfg = cfg;
-    r->pub.sock = -1;
     int rc;
     if (cfg->cluster.secret_key[0]) {
         rc = gwp_key_init(&r->key, cfg->cluster.secret_key, strlen(cfg->cluster.secret_key));
@@ -330,33 +368,24 @@ int gw_register_start(gw_register **out, uv_loop_t *loop, const gw_config *cfg)
     r->version = 1;
 
     char url[48];
-    mq_tcp_url(url, sizeof url, ip, (uint16_t)(cfg->reg.listen.port + 1));
-    rc = mq_pub_open(&r->pub, url);
-    if (rc < 0) {
-        LOG_ERROR("GW-BIND", "cannot bind the register roster socket %s: %s", url,
-                  strerror(-rc));
-        goto fail_key;
-    }
     mq_tcp_url(url, sizeof url, ip, cfg->reg.listen.port);
     rc = mq_inbox_open(&r->inbox, loop, url, 1u << 20, on_inbox, r);
     if (rc < 0) {
-        LOG_ERROR("GW-BIND", "cannot bind the register announce socket %s: %s", url,
-                  strerror(-rc));
-        goto fail_pub;
+        LOG_ERROR("GW-BIND", "cannot bind the register socket %s: %s", url, strerror(-rc));
+        goto fail_key;
     }
     uv_timer_init(loop, &r->expire_timer);
     uv_timer_init(loop, &r->publish_timer);
+    r->last_check_ms = uv_now(loop);
     uv_timer_start(&r->expire_timer, expire_cb, EXPIRE_CHECK_MS, EXPIRE_CHECK_MS);
     uint64_t pub_ms = (uint64_t)(cfg->reg.publish_interval * 1000);
     uv_timer_start(&r->publish_timer, publish_cb, pub_ms, pub_ms);
     char a[32];
-    LOG_INFO("GW-START", "register listening on %s (roster on port %u)%s",
-             addr_str(a, sizeof a, ip, cfg->reg.listen.port), cfg->reg.listen.port + 1u,
+    LOG_INFO("GW-START", "register listening on %s%s",
+             addr_str(a, sizeof a, ip, cfg->reg.listen.port),
              r->has_key ? ", secret_key set" : "");
     *out = r;
     return 0;
-fail_pub:
-    mq_pub_close(&r->pub);
 fail_key:
     gwp_key_deinit(&r->key);
 fail_free:
@@ -370,7 +399,7 @@ static void finish(gw_register *r)
         return;
     void (*done)(void *) = r->done;
     void *arg = r->done_arg;
-    mq_pub_close(&r->pub);
+    smap_deinit(&r->links);
     gwp_writer_deinit(&r->w);
     gw_buf_deinit(&r->json);
     gwp_key_deinit(&r->key);
@@ -396,9 +425,9 @@ static void inbox_closed(mq_inbox *ib)
 
 static void link_closed_stop(mq_peer *p)
 {
-    reply_link *l = container_of(p, reply_link, mq);
+    reg_link *l = container_of(p, reg_link, mq);
     gw_register *r = l->r;
-    l->r = NULL;
+    gw_free(l);
     r->pending--;
     finish(r);
 }
@@ -411,12 +440,14 @@ void gw_register_stop(gw_register *r, void (*done)(void *), void *arg)
     r->done = done;
     r->done_arg = arg;
     r->pending++;
-    for (size_t i = 0; i < MAX_REPLY_LINKS; i++)
-        if (r->links[i].open) {
-            r->links[i].open = 0;
-            r->pending++;
-            mq_peer_close(&r->links[i].mq, link_closed_stop);
-        }
+    size_t pos = 0;
+    const smap_entry *e;
+    while (smap_next(&r->links, &pos, &e)) {
+        reg_link *l = e->value;
+        r->pending++;
+        mq_peer_close(&l->mq, link_closed_stop);
+    }
+    smap_deinit(&r->links);
     r->pending++;
     mq_inbox_close(&r->inbox, inbox_closed);
     uv_handle_t *hs[] = {(uv_handle_t *)&r->expire_timer, (uv_handle_t *)&r->publish_timer};

@@ -11,8 +11,10 @@ talks to them as wire-level clients:
             ws.send('hello')
             self.assertEqual(ws.recv(), 'hello')
 
-Readiness is polled (listener accepts, logs show every gateway and worker joined
-each other), never slept for; every wait is bounded and fails with what it waited
+Readiness is polled, never slept for: a gateway is up when it logged GW-START
+(its listeners are open by then), the cluster is ready when every gateway logged
+that every worker joined and vice versa (GW-PEER-UP with the peer's address and
+pid, so a restarted process is told from its predecessor); every wait is bounded and fails with what it waited
 for. On teardown every process gets SIGTERM then SIGKILL; a process that crashed,
 exited on its own, needed SIGKILL, exited non-zero, or logged a sanitizer report
 fails the test, and the logs of all processes are printed when a test fails.
@@ -26,7 +28,6 @@ Environment:
 import atexit
 import base64
 import ctypes
-import errno
 import fcntl
 import hashlib
 import hmac
@@ -509,8 +510,9 @@ class Cluster:
             p.wait_log(r'GW-START business worker %d' % index)
         return p
 
-    def start_host(self, host, wait=True):
-        """Starts the host's register (if any), gateways and workers."""
+    def start_host(self, host):
+        """Starts the host's register (if any), gateways and workers (not waiting
+        for them to see each other: see wait_ready)."""
         if host.conf['register']['count']:
             self.start_register(host)
         for i in range(host.conf['gateway']['count']):
@@ -544,9 +546,9 @@ class Cluster:
                 p.check_alive()
 
     def wait_joined(self, observer, peer_role, addr, pid, timeout=DEFAULT_TIMEOUT):
-        """Waits until `observer` logged that the node `addr` with `pid` joined."""
-        role = 'businessworker' if peer_role == 'businessworker' else peer_role
-        observer.wait_log(r'GW-PEER-UP %s %s joined \(pid %d\)' % (role, re.escape(addr), pid),
+        """Waits until `observer` logged that the node `addr` (role 'gateway' or
+        'businessworker') with `pid` joined."""
+        observer.wait_log(r'GW-PEER-UP %s %s joined \(pid %d\)' % (peer_role, re.escape(addr), pid),
                           timeout)
 
     def wait_ready(self, timeout=DEFAULT_TIMEOUT, gateways=None, workers=None):
@@ -1103,13 +1105,64 @@ class SpClient:
         return data
 
     def recv(self, timeout=DEFAULT_TIMEOUT):
-        """One message (e.g. a roster from the register's PUB port, as a SUB)."""
+        """One message."""
         self.sock.settimeout(timeout)
         (n,) = struct.unpack('>Q', self._exact(8))
         return self._exact(n)
 
     def close(self):
         self.sock.close()
+
+
+class SpListener:
+    """A hand-made nanomsg SP-over-TCP inbox (NN_PULL): binds a free loopback port,
+    accepts one peer (e.g. the register's link that brings a roster) and reads
+    messages from it."""
+
+    def __init__(self, host='127.0.0.1', proto=NN_PULL, timeout=DEFAULT_TIMEOUT):
+        self.proto = proto
+        self.timeout = timeout
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.bind((host, 0))
+        self.lsock.listen(4)
+        self.port = self.lsock.getsockname()[1]
+        self.conn = None
+
+    def _accept(self):
+        self.lsock.settimeout(self.timeout)
+        self.conn, _ = self.lsock.accept()
+        self.conn.settimeout(self.timeout)
+        self.conn.sendall(b'\x00SP\x00' + struct.pack('>HH', self.proto, 0))
+        hdr = b''
+        while len(hdr) < 8:
+            chunk = self.conn.recv(8 - len(hdr))
+            if not chunk:
+                raise ConnectionClosed('SP peer closed during the handshake')
+            hdr += chunk
+
+    def recv(self, timeout=DEFAULT_TIMEOUT):
+        if self.conn is None:
+            self._accept()
+        self.conn.settimeout(timeout)
+        data = b''
+        while len(data) < 8:
+            chunk = self.conn.recv(8 - len(data))
+            if not chunk:
+                raise ConnectionClosed('SP peer closed')
+            data += chunk
+        (n,) = struct.unpack('>Q', data)
+        data = b''
+        while len(data) < n:
+            chunk = self.conn.recv(n - len(data))
+            if not chunk:
+                raise ConnectionClosed('SP peer closed')
+            data += chunk
+        return data
+
+    def close(self):
+        if self.conn:
+            self.conn.close()
+        self.lsock.close()
 
 
 ROLE_REGISTER, ROLE_GATEWAY, ROLE_WORKER, ROLE_CLIENT = 1, 2, 3, 4

@@ -721,8 +721,6 @@ static const reject_case reject_cases[] = {
     {"{\"cluster\": {\"registers\": [\"127.0.0.1:1238\", \"0.0.0.0:1238\"]}}",
      "cluster.registers[1]: 0.0.0.0 is a bind address, not one to connect to (got "
      "\"0.0.0.0:1238\")"},
-    {"{\"register\": {\"listen\": \"127.0.0.1:65535\"}}",
-     "register.listen: port must be <= 65534, the roster is published on port+1 (got 65535)"},
     {"{\"register\": {\"listen\": \"\"}}", "register.listen: expected host:port (got \"\")"},
     {"{\"supervisor\": {\"metrics_listen\": \"9100\"}}",
      "supervisor.metrics_listen: expected host:port (got \"9100\")"},
@@ -793,9 +791,9 @@ static const reject_case reject_cases[] = {
     {"{" MODULE ", \"gateway\": {\"listen\": [\"websocket://0.0.0.0:3900\"]}}",
      "gateway.listen[0]: listener port 3900 on 0.0.0.0 collides with businessworker.start_port "
      "(businessworker inbox port 3900 on 127.0.0.1)"},
-    {"{" MODULE ", \"gateway\": {\"listen\": [\"websocket://[::]:1239\"]}}",
-     "gateway.listen[0]: listener port 1239 on :: collides with register.listen (register ports "
-     "1238-1239 on 127.0.0.1)"},
+    {"{" MODULE ", \"gateway\": {\"listen\": [\"websocket://[::]:1238\"]}}",
+     "gateway.listen[0]: listener port 1238 on :: collides with register.listen (register port "
+     "1238 on 127.0.0.1)"},
     {"{" MODULE
      ", \"gateway\": {\"listen\": [\"websocket://0.0.0.0:8282\", \"text://127.0.0.1:8282\"]}}",
      "gateway.listen[1]: listener port 8282 on 127.0.0.1 collides with gateway.listen[0] (listener "
@@ -805,7 +803,7 @@ static const reject_case reject_cases[] = {
      "port 8282 on 0.0.0.0)"},
     {"{" MODULE ", \"supervisor\": {\"metrics_listen\": \"127.0.0.1:1238\"}}",
      "supervisor.metrics_listen: metrics port 1238 on 127.0.0.1 collides with register.listen "
-     "(register ports 1238-1239 on 127.0.0.1)"},
+     "(register port 1238 on 127.0.0.1)"},
 };
 #define NREJECT (int)(sizeof reject_cases / sizeof reject_cases[0])
 
@@ -839,9 +837,9 @@ static const char *const accept_cases[] = {
     /* ping data / ws_ping with the interval, limit 0 (never close) */
     "{" MODULE ", \"gateway\": {\"ping_interval\": 0.5, \"ping_data\": \"p\", \"ws_ping\": "
     "true}}",
-    /* a register on the last usable port */
-    "{" MODULE ", \"register\": {\"listen\": \"127.0.0.1:65534\"}, \"cluster\": {\"registers\": "
-    "[\"127.0.0.1:65534\"]}}",
+    /* a register on the last port */
+    "{" MODULE ", \"register\": {\"listen\": \"127.0.0.1:65535\"}, \"cluster\": {\"registers\": "
+    "[\"127.0.0.1:65535\"]}}",
     /* metrics on IPv6 loopback, log rotation at the smallest size */
     "{" MODULE ", \"supervisor\": {\"metrics_listen\": \"[::1]:9100\", \"log_max_size\": 65536}}",
     /* seconds given as integers, sizes at their bounds */
