@@ -23,6 +23,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -528,9 +529,17 @@ static void on_peer_up(cluster *cl, cluster_peer *p, void *arg)
     gw->nworkers_routable++;
     gw->stats.workers = gw->nworkers_alive;
     members_snapshot(gw, p);
-    if (gw->held_head) {
-        LOG_INFO("GW-WORKER-BACK", "worker %s available: delivering %u held events", p->addr,
-                 gw->held_count);
+}
+
+/* After a roster was applied: events held while no worker was alive go out now,
+ * spread over every worker the roster brought (not all to the first one). */
+static void on_roster(cluster *cl, void *arg)
+{
+    gw_gateway *gw = arg;
+    (void)cl;
+    if (gw->held_head && gw->nworkers_routable > 0) {
+        LOG_INFO("GW-WORKER-BACK", "%u workers available: delivering %u held events",
+                 gw->nworkers_routable, gw->held_count);
         replay_held(gw);
     }
 }
@@ -663,6 +672,13 @@ int gw_gateway_start(gw_gateway **out, uv_loop_t *loop, const gw_config *cfg, in
     gw->cfg = cfg;
     gw->index = index;
     gw->next_id = clientid_boot_counter();
+    /* pick_worker breaks ties (and `router: random` chooses) with random():
+     * unseeded, every gateway process would make the same choices in the same
+     * order and pile its first clients on the same workers. */
+    unsigned seed;
+    if (getrandom(&seed, sizeof seed, 0) != sizeof seed)
+        seed = (unsigned)getpid() ^ (unsigned)uv_hrtime();
+    srandom(seed);
     const gw_gateway_config *g = &cfg->gateway;
     gw->ping_interval_ms = (uint64_t)(g->ping_interval * 1000);
     gw->close_after_ms = g->ping_not_response_limit > 0
@@ -692,6 +708,7 @@ int gw_gateway_start(gw_gateway **out, uv_loop_t *loop, const gw_config *cfg, in
                        .on_peer_up = on_peer_up,
                        .on_peer_down = on_peer_down,
                        .on_peer_drain = on_peer_drain,
+                       .on_roster = on_roster,
                        .load = load_cb};
     rc = cluster_start(&gw->cl, loop, &cc, &cbs, gw);
     if (rc < 0) {
