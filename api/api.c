@@ -526,12 +526,13 @@ VISIBLE int gw_close_current_client(const void *last_message, size_t len)
     return gw_close_client_ex(a->ev_client_id, last_message, len, 0, 0);
 }
 
-static int simple_cmd(const char *client_id, uint8_t cmd, const char *name)
+/* `named`: the command carries a uid/group (a NULL name is then GW_EINVAL). */
+static int simple_cmd(const char *client_id, uint8_t cmd, const char *name, int named)
 {
     gw_api *a = self();
     if (a == NULL)
         return GW_ENOCONTEXT;
-    int rc = name ? check_name(name) : 0;
+    int rc = named ? check_name(name) : 0;
     cluster_peer *gw;
     uint32_t conn;
     if (rc == 0)
@@ -551,7 +552,7 @@ static int simple_cmd(const char *client_id, uint8_t cmd, const char *name)
 
 VISIBLE int gw_destroy_client(const char *client_id)
 {
-    return simple_cmd(client_id, GWP_CMD_DESTROY, NULL);
+    return simple_cmd(client_id, GWP_CMD_DESTROY, NULL, 0);
 }
 
 VISIBLE int gw_destroy_current_client(void)
@@ -566,22 +567,22 @@ VISIBLE int gw_destroy_current_client(void)
 
 VISIBLE int gw_bind_uid(const char *client_id, const char *uid)
 {
-    return simple_cmd(client_id, GWP_CMD_BIND_UID, uid);
+    return simple_cmd(client_id, GWP_CMD_BIND_UID, uid, 1);
 }
 
 VISIBLE int gw_unbind_uid(const char *client_id, const char *uid)
 {
-    return simple_cmd(client_id, GWP_CMD_UNBIND_UID, uid);
+    return simple_cmd(client_id, GWP_CMD_UNBIND_UID, uid, 1);
 }
 
 VISIBLE int gw_join_group(const char *client_id, const char *group)
 {
-    return simple_cmd(client_id, GWP_CMD_JOIN_GROUP, group);
+    return simple_cmd(client_id, GWP_CMD_JOIN_GROUP, group, 1);
 }
 
 VISIBLE int gw_leave_group(const char *client_id, const char *group)
 {
-    return simple_cmd(client_id, GWP_CMD_LEAVE_GROUP, group);
+    return simple_cmd(client_id, GWP_CMD_LEAVE_GROUP, group, 1);
 }
 
 typedef struct ungroup_ctx {
@@ -662,11 +663,13 @@ enum finish_kind {
     FIN_SET_COUNT,   /* {k: true} -> n */
     FIN_UID_ONLINE,  /* {uid: [ids]} -> bool */
     FIN_SETS_ARRAYS, /* {g: {k: true}} -> {g: [k]} */
+    FIN_ONE_ARRAY,   /* {uid: [ids]} (one uid asked) -> [ids] */
 };
 
 struct gw_query {
     uv_timer_t timer;
     gw_api *a;
+    uint64_t started_us;
     uint32_t id;
     int kind;
     int finish;
@@ -743,6 +746,12 @@ static void query_finish(gw_query *q)
         v = json_boolean(online);
         break;
     }
+    case FIN_ONE_ARRAY: {
+        /* The one key asked for; absent when no gateway answered. */
+        void *it = json_object_iter(q->acc);
+        v = it ? json_incref(json_object_iter_value(it)) : json_array();
+        break;
+    }
     case FIN_SETS_ARRAYS: {
         v = json_object();
         const char *k;
@@ -771,6 +780,10 @@ static void query_complete(gw_query *q)
     q->result.value = q->acc;
     if (!q->result.complete)
         q->a->stats.queries_incomplete++;
+    uint64_t took = uv_hrtime() / 1000 - q->started_us;
+    q->a->stats.query_us_total += took;
+    if (took > q->a->stats.query_us_max)
+        q->a->stats.query_us_max = took;
     if (q->cb) {
         q->cb(&q->result, q->arg);
         query_free(q);
@@ -825,8 +838,13 @@ static void query_merge(gw_query *q, const json_t *r, uint32_t ip, uint16_t port
         q->acc = json_deep_copy(r);
         break;
     case WIRE_Q_COUNT:
-        if (json_is_integer(r))
-            q->acc = json_integer(json_integer_value(q->acc) + json_integer_value(r));
+        if (json_is_integer(r)) {
+            json_t *sum = json_integer(json_integer_value(q->acc) + json_integer_value(r));
+            if (sum) {
+                json_decref(q->acc); /* was leaked: one integer per answer */
+                q->acc = sum;
+            }
+        }
         break;
     case WIRE_Q_CLIENTS:
         append_ids(q->acc, r, ip, port);
@@ -982,6 +1000,7 @@ static long query_start(int kind, int finish, const char *client_id, const char 
     if (q == NULL)
         return -ENOMEM;
     q->a = a;
+    q->started_us = uv_hrtime() / 1000;
     q->kind = kind;
     q->finish = finish;
     q->cb = cb;
@@ -1134,8 +1153,7 @@ VISIBLE long gw_get_client_sessions_by_group(const char *group, gw_result_cb cb,
 VISIBLE long gw_get_client_id_by_uid(const char *uid, gw_result_cb cb, void *arg)
 {
     /* {uid: [ids]} reduced to the one array */
-    long id = query_start(WIRE_Q_CLIENTS_BY_UID, FIN_NONE, NULL, &uid, 1, cb, arg);
-    return id;
+    return query_start(WIRE_Q_CLIENTS_BY_UID, FIN_ONE_ARRAY, NULL, &uid, 1, cb, arg);
 }
 
 VISIBLE long gw_is_uid_online(const char *uid, gw_result_cb cb, void *arg)

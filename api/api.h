@@ -24,6 +24,8 @@ typedef struct gw_api_stats {
     uint64_t queries;
     uint64_t queries_incomplete; /* completed at the deadline without every answer */
     uint64_t replies_late;       /* replies for queries already completed */
+    uint64_t query_us_total;     /* summed time from start to completion (µs) */
+    uint64_t query_us_max;       /* longest query since start (µs) */
 } gw_api_stats;
 
 struct gw_api {

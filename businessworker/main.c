@@ -27,7 +27,11 @@ static void publish(void *obj, gw_shstats *s)
     C(session_writes);
     C(queries);
     C(queries_incomplete);
+    C(query_us_total);
+    C(internal_dropped_auth);
+    C(internal_dropped_malformed);
 #undef C
+    gw_shstats_gauge(s, "query_us_max", st->query_us_max);
     gw_shstats_gauge(s, "gateways", st->gateways);
     gw_shstats_gauge(s, "queue_depth", st->queue_bytes);
 }

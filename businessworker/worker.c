@@ -90,14 +90,27 @@ static int session_hook(gw_api *a, const json_t *value, int merge)
     json_t *view = gw_session();
     if (view == NULL)
         return -ENOMEM;
-    if (merge)
-        return session_merge(&w->ev.session, value) < 0 ? -ENOMEM : 0;
-    json_t *copy = json_deep_copy(value);
-    if (copy == NULL)
+    json_t *next = json_deep_copy(merge ? view : value);
+    if (next == NULL || (merge && session_merge(&next, value) < 0)) {
+        json_decref(next);
         return -ENOMEM;
-    json_decref(w->ev.session);
-    w->ev.session = copy;
-    return 0;
+    }
+    /* As for another client's session: one the gateway would refuse is refused
+     * here, and nothing changes. */
+    gw_buf text = {0};
+    int rc = session_dump(next, &text);
+    size_t len = text.len;
+    gw_buf_deinit(&text);
+    if (rc < 0 || len > w->cfg->gateway.max_message_size) {
+        json_decref(next);
+        return rc < 0 ? -ENOMEM : GW_ETOOBIG;
+    }
+    /* In place: the object gw_session() returned stays valid for the module
+     * until the end of the callback. */
+    json_object_clear(view);
+    rc = json_object_update(view, next);
+    json_decref(next);
+    return rc < 0 ? -ENOMEM : 0;
 }
 
 static void write_back_session(gw_worker *w)
@@ -676,5 +689,12 @@ const gw_worker_stats *gw_worker_get_stats(gw_worker *w)
     w->stats.send_errors = w->api.stats.send_errors;
     w->stats.queries = w->api.stats.queries;
     w->stats.queries_incomplete = w->api.stats.queries_incomplete;
+    w->stats.query_us_total = w->api.stats.query_us_total;
+    w->stats.query_us_max = w->api.stats.query_us_max;
+    if (!w->stopping) {
+        const cluster_stats *cs = cluster_get_stats(w->cl);
+        w->stats.internal_dropped_auth = cs->dropped_auth;
+        w->stats.internal_dropped_malformed = cs->dropped_malformed;
+    }
     return &w->stats;
 }

@@ -20,6 +20,10 @@ typedef struct gw_worker_stats {
     uint64_t session_writes; /* session write-backs */
     uint64_t queries;        /* queries started */
     uint64_t queries_incomplete; /* completed at the deadline without every gateway */
+    uint64_t query_us_total;     /* summed query durations (µs): with queries, the mean */
+    uint64_t query_us_max;       /* the longest query (µs) */
+    uint64_t internal_dropped_auth;
+    uint64_t internal_dropped_malformed;
     uint64_t queue_bytes;        /* bytes waiting to be sent to gateways */
     uint32_t gateways;
 } gw_worker_stats;

@@ -124,7 +124,9 @@ static void cmd_set_session(gw_gateway *gw, const gwp_sender *from, const gwp_fr
         return;
     }
     gw_buf text = {0};
-    if (session_dump(o, &text) == 0 && store_session(gw, c, text.data, text.len) == 0)
+    /* Counted also when refused (too big): the worker must stop applying it to
+     * the events it gets (it would see a session the gateway does not have). */
+    if (session_dump(o, &text) == 0 && store_session(gw, c, text.data, text.len) != -ENOMEM)
         count_write_back(gw, c, from, f);
     gw_buf_deinit(&text);
     json_decref(o);
@@ -146,7 +148,7 @@ static void cmd_update_session(gw_gateway *gw, const gwp_sender *from, const gwp
         cur = json_object();
     gw_buf text = {0};
     if (cur && session_merge(&cur, patch) == 0 && session_dump(cur, &text) == 0 &&
-        store_session(gw, c, text.data, text.len) == 0)
+        store_session(gw, c, text.data, text.len) != -ENOMEM) /* counted if too big: above */
         count_write_back(gw, c, from, f);
     gw_buf_deinit(&text);
     json_decref(cur);
@@ -514,7 +516,10 @@ static json_t *run_query(gw_gateway *gw, const gwp_frame *f)
             return uids_of_set(gw, NULL);
         json_t *seen = json_object();
         while (seen && wire_names_next(&names, &name, &len)) {
-            json_t *a = uids_of_set(gw, members_group(gw, name, len));
+            member_set *s = members_group(gw, name, len);
+            if (s == NULL)
+                continue; /* no such group here (NULL would mean every client) */
+            json_t *a = uids_of_set(gw, s);
             size_t i;
             json_t *v;
             json_array_foreach(a, i, v) json_object_set_new(seen, json_string_value(v), json_true());

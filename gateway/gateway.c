@@ -915,5 +915,10 @@ const gw_gateway_stats *gw_gateway_get_stats(gw_gateway *gw)
         if (gw->workers[i].peer)
             q += cluster_peer_backlog(gw->workers[i].peer);
     gw->stats.queue_bytes = q;
+    if (gw->cl) {
+        const cluster_stats *cs = cluster_get_stats(gw->cl);
+        gw->stats.internal_dropped_auth = cs->dropped_auth;
+        gw->stats.internal_dropped_malformed = cs->dropped_malformed;
+    }
     return &gw->stats;
 }

@@ -36,6 +36,8 @@ static void publish(void *obj, gw_shstats *s)
     C(bad_commands);
     C(pings_sent);
     C(http_requests);
+    C(internal_dropped_auth);
+    C(internal_dropped_malformed);
 #undef C
     gw_shstats_gauge(s, "connections", st->connections);
     gw_shstats_gauge(s, "queue_depth", st->queue_bytes);
