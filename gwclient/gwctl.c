@@ -174,20 +174,7 @@ static int run(int argc, char **argv)
                   : o.uid ? gw_get_client_id_by_uid(o.uid, NULL, NULL)
                           : gw_get_all_client_id_list(NULL, NULL);
         const gw_result *r = collect(id, cmd);
-        if (r == NULL)
-            return 1;
-        if (o.uid) {
-            /* {uid: [ids]} -> [ids] */
-            gw_result flat = *r;
-            flat.value = json_object_get(r->value, o.uid);
-            json_t *empty = json_array();
-            if (flat.value == NULL)
-                flat.value = empty;
-            int rc = print_result(&flat, "clients");
-            json_decref(empty);
-            return rc;
-        }
-        return print_result(r, "clients");
+        return r ? print_result(r, "clients") : 1;
     }
     if (strcmp(cmd, "session") == 0 && argc >= 3) {
         if (strcmp(argv[1], "get") == 0 && !need(argc, 3)) {

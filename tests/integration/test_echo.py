@@ -3,11 +3,10 @@
 max_message_size; oversize messages close the client."""
 
 import hashlib
-import socket
 import struct
 
 import gwtest
-from gwtest import OP_BINARY, OP_CONT, OP_TEXT, WsClosed
+from gwtest import OP_BINARY, OP_CONT, OP_TEXT
 
 MAX = 1048576  # the default gateway.max_message_size
 

@@ -3,7 +3,6 @@ worker and its own config file (own lan_ip, shared register list): client_ids na
 the gateway's host, gw_send_to_client crosses gateways, send_to_all reaches the
 clients of both gateways."""
 
-import json
 import socket
 
 import gwtest

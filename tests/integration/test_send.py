@@ -2,7 +2,6 @@
 and with an include list), send_to_client, close_client (last message, then a close
 frame 1000, then on_close), destroy, sessions."""
 
-import json
 
 import gwtest
 from gwtest import OP_BINARY, OP_TEXT

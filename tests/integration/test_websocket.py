@@ -6,7 +6,7 @@ import struct
 import time
 
 import gwtest
-from gwtest import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, HandshakeError
+from gwtest import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT
 
 
 class Handshake(gwtest.TestCase):

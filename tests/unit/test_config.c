@@ -782,12 +782,12 @@ static const reject_case reject_cases[] = {
      "\"inbox_bind\": \"0.0.0.0\"}}",
      "businessworker.start_port: businessworker inbox ports 2890-2909 on 0.0.0.0 collides with "
      "gateway.start_port (gateway inbox port 2900 on 127.0.0.1)"},
-    {"{" MODULE ", \"register\": {\"listen\": \"127.0.0.1:2899\"}}",
+    {"{" MODULE ", \"register\": {\"listen\": \"127.0.0.1:2900\"}}",
      "gateway.start_port: gateway inbox port 2900 on 127.0.0.1 collides with register.listen "
-     "(register ports 2899-2900 on 127.0.0.1)"},
-    {"{" MODULE ", \"register\": {\"listen\": \"0.0.0.0:3899\"}}",
+     "(register port 2900 on 127.0.0.1)"},
+    {"{" MODULE ", \"register\": {\"listen\": \"0.0.0.0:3900\"}}",
      "businessworker.start_port: businessworker inbox port 3900 on 127.0.0.1 collides with "
-     "register.listen (register ports 3899-3900 on 0.0.0.0)"},
+     "register.listen (register port 3900 on 0.0.0.0)"},
     {"{" MODULE ", \"gateway\": {\"listen\": [\"websocket://0.0.0.0:3900\"]}}",
      "gateway.listen[0]: listener port 3900 on 0.0.0.0 collides with businessworker.start_port "
      "(businessworker inbox port 3900 on 127.0.0.1)"},
