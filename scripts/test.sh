@@ -19,8 +19,9 @@ scripts/setup.sh
 build=${GW_BUILD_DIR:-$root/build}
 
 # What only the tests need: Python for the integration suite, Node and Chromium for
-# the client and browser tests, iproute2 for the network-namespace hosts.
-extras=(python3 iproute2 procps curl chromium)
+# the client and browser tests, iproute2 for the network-namespace hosts, and nginx
+# for the load-balancer example of docs/DEPLOY.md.
+extras=(python3 iproute2 procps curl chromium nginx-light)
 command -v node >/dev/null && command -v npm >/dev/null || extras+=(nodejs npm)
 missing=()
 for p in "${extras[@]}"; do
