@@ -30,6 +30,7 @@ static void publish(void *obj, gw_shstats *s)
     C(query_us_total);
     C(internal_dropped_auth);
     C(internal_dropped_malformed);
+    C(internal_dropped_peer_gone);
 #undef C
     gw_shstats_gauge(s, "query_us_max", st->query_us_max);
     gw_shstats_gauge(s, "gateways", st->gateways);

@@ -275,7 +275,105 @@ static void untrack(gw_worker *w, uint32_t ip, uint16_t port, uint32_t conn)
         known_free(u32map_del(m, conn));
 }
 
+/* ---- clients closed because their gateway left, which may come back ----
+ *
+ * A gateway cut off by the network (not restarted) keeps its clients. If it
+ * comes back with the same boot nonce and one of the clients the worker closed
+ * speaks again, the worker runs on_connect for it first, so no module sees
+ * events after on_close without a new on_connect; a late close of such a
+ * client is dropped (on_close already ran). Forgotten when the gateway is seen
+ * with another nonce (it restarted: those clients are gone), or after an hour. */
+
+#define GHOST_TTL_MS (3600 * 1000)
+
+typedef struct ghost_table {
+    uint64_t nonce;
+    uint64_t since_ms;
+    u32map conns; /* conn -> known_client */
+} ghost_table;
+
+static void ghost_free(ghost_table *g)
+{
+    size_t pos = 0;
+    uint32_t conn;
+    void *v;
+    while (g && u32map_next(&g->conns, &pos, &conn, &v))
+        known_free(v);
+    if (g)
+        u32map_deinit(&g->conns);
+    gw_free(g);
+}
+
+/* Drops tables of gateways restarted meanwhile (other nonce) and old ones. */
+static void ghosts_sweep(gw_worker *w, uint32_t ip, uint16_t port, uint64_t nonce)
+{
+    char key[16];
+    snprintf(key, sizeof key, "%08x%04x", ip, port);
+    ghost_table *g = smap_get(&w->ghosts, key, 12);
+    if (g && g->nonce != nonce)
+        ghost_free(smap_del(&w->ghosts, key, 12));
+    uint64_t now = uv_now(w->loop);
+    for (size_t pos = 0;;) {
+        const smap_entry *e;
+        if (!smap_next(&w->ghosts, &pos, &e))
+            break;
+        ghost_table *t = e->value;
+        if (now - t->since_ms > GHOST_TTL_MS) {
+            ghost_free(smap_del(&w->ghosts, e->key, e->klen));
+            pos = 0; /* the table changed: start over (rare, small) */
+        }
+    }
+}
+
+/* Keeps the clients of list m (now closed) as ghosts of gateway ip:port. */
+static void ghosts_keep(gw_worker *w, uint32_t ip, uint16_t port, uint64_t nonce, u32map *m)
+{
+    char key[16];
+    snprintf(key, sizeof key, "%08x%04x", ip, port);
+    ghost_table *g = smap_get(&w->ghosts, key, 12);
+    if (g && g->nonce != nonce) {
+        ghost_free(smap_del(&w->ghosts, key, 12));
+        g = NULL;
+    }
+    if (g == NULL) {
+        g = gw_calloc(1, sizeof *g);
+        if (g == NULL || smap_put(&w->ghosts, key, 12, g, NULL) < 0) {
+            gw_free(g);
+            clients_free(m);
+            return;
+        }
+        g->nonce = nonce;
+    }
+    g->since_ms = uv_now(w->loop);
+    size_t pos = 0;
+    uint32_t conn;
+    void *v;
+    while (u32map_next(m, &pos, &conn, &v))
+        if (u32map_put(&g->conns, conn, v) < 0)
+            known_free(v);
+    u32map_deinit(m);
+    gw_free(m);
+}
+
+/* A client this worker closed when its gateway left, now speaking again. */
+static known_client *ghost_take(gw_worker *w, const gwp_sender *from, uint32_t conn)
+{
+    if (smap_count(&w->ghosts) == 0)
+        return NULL;
+    char key[16];
+    snprintf(key, sizeof key, "%08x%04x", from->ip, from->port);
+    ghost_table *g = smap_get(&w->ghosts, key, 12);
+    if (g == NULL || g->nonce != from->nonce)
+        return NULL;
+    return u32map_del(&g->conns, conn);
+}
+
 /* ---- events ---- */
+
+static void run_callback(gw_worker *w, cluster_peer *gateway, uint32_t ip, uint16_t port,
+                         uint8_t cmd, uint32_t conn, uint32_t applied, uint16_t aux,
+                         const wire_info *info, const uint8_t *sess, size_t sess_len,
+                         const uint8_t *b, size_t b_len);
 
 /* One event for the module: sets the context, runs the callback, writes the
  * session back. gateway is the link to the client's gateway (ip:port). */
@@ -386,6 +484,17 @@ static void run_event(gw_worker *w, const gwp_sender *from, const gwp_frame *f)
         return;
     const uint8_t *sess = f->a + WIRE_INFO_LEN;
     size_t sess_len = f->a_len - WIRE_INFO_LEN;
+    known_client *ghost = f->cmd == GWP_EV_CONNECT ? NULL : ghost_take(w, from, f->conn);
+    if (ghost) {
+        known_free(ghost);
+        if (f->cmd == GWP_EV_CLOSE)
+            return; /* on_close ran when its gateway left */
+        LOG_INFO("GW-CLIENT-BACK", "client of gateway %s, closed when it left, is back: "
+                                   "on_connect again",
+                 gateway->addr);
+        run_callback(w, gateway, from->ip, from->port, GWP_EV_CONNECT, f->conn, f->req, 0, &info,
+                     sess, sess_len, NULL, 0);
+    }
     if (f->cmd != GWP_EV_CLOSE)
         track(w, from->ip, from->port, f->conn, &info, sess, sess_len);
     run_callback(w, gateway, from->ip, from->port, f->cmd, f->conn, f->req, f->aux, &info, sess,
@@ -412,7 +521,7 @@ static void close_clients_of(gw_worker *w, cluster_peer *gateway)
             run_callback(w, gateway, gateway->ip, gateway->port, GWP_EV_CLOSE, conn, 0, 0,
                          &k->info, (const uint8_t *)k->sess, k->sess_len, NULL, 0);
     }
-    clients_free(m);
+    ghosts_keep(w, gateway->ip, gateway->port, gateway->nonce, m);
 }
 
 static void drain_answer(gw_worker *w, const gwp_sender *from, int phase);
@@ -455,7 +564,7 @@ static void on_peer_up(cluster *cl, cluster_peer *p, void *arg)
 {
     gw_worker *w = arg;
     (void)cl;
-    (void)p;
+    ghosts_sweep(w, p->ip, p->port, p->nonce);
     w->stats.gateways++;
 }
 
@@ -526,6 +635,10 @@ static void finish(gw_worker *w)
     while (smap_next(&w->clients, &pos, &e))
         clients_free(e->value);
     smap_deinit(&w->clients);
+    pos = 0;
+    while (smap_next(&w->ghosts, &pos, &e))
+        ghost_free(e->value);
+    smap_deinit(&w->ghosts);
     gw_worker_self = NULL;
     gw_free(w);
     if (done)
@@ -695,6 +808,7 @@ const gw_worker_stats *gw_worker_get_stats(gw_worker *w)
         const cluster_stats *cs = cluster_get_stats(w->cl);
         w->stats.internal_dropped_auth = cs->dropped_auth;
         w->stats.internal_dropped_malformed = cs->dropped_malformed;
+        w->stats.internal_dropped_peer_gone = cs->dropped_peer_gone;
     }
     return &w->stats;
 }

@@ -24,6 +24,7 @@ typedef struct gw_worker_stats {
     uint64_t query_us_max;       /* the longest query (µs) */
     uint64_t internal_dropped_auth;
     uint64_t internal_dropped_malformed;
+    uint64_t internal_dropped_peer_gone; /* batches for a peer that left, dropped */
     uint64_t queue_bytes;        /* bytes waiting to be sent to gateways */
     uint32_t gateways;
 } gw_worker_stats;

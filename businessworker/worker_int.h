@@ -79,6 +79,7 @@ struct gw_worker {
     ev_ctx ev;
     smap pending; /* client_id -> sess_pending */
     smap clients; /* gateway "ipport" -> u32map of known_client (see worker.c) */
+    smap ghosts;  /* gateway "ipport" -> ghost_table: clients closed because it left */
     struct u32map *last_clients;
     uint32_t last_clients_ip;
     uint16_t last_clients_port;

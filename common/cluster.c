@@ -30,7 +30,8 @@ typedef struct cluster_reg {
     int hb_open;
     uint64_t silent_since_ms; /* start of the current stretch without a roster */
     uint64_t warned_ms;
-    mq_peer hb;
+    uint64_t hb_opened_ms;
+    mq_peer *hb; /* heap: replaced by a fresh link while the old one closes */
     uint64_t last_roster_ms; /* 0 = never */
     uint64_t version;
     uint64_t nonce; /* the register's boot nonce (versions restart with it) */
@@ -153,6 +154,7 @@ static void peer_close(cluster *c, cluster_peer *p)
 {
     hash_remove(c, p);
     dirty_remove(c, p);
+    c->stats.dropped_peer_gone += p->mq.queued_msgs + (gwp_writer_count(&p->w) > 0);
     gwp_writer_reset(&p->w, 0);
     if (p->mq_open) {
         p->mq_open = 0;
@@ -713,6 +715,54 @@ int cluster_recv_sync(cluster *c, uint64_t timeout_ms,
     }
 }
 
+/* ---- register links ---- */
+
+static void reg_link_open(cluster *c, cluster_reg *r)
+{
+    char url[48];
+    mq_tcp_url(url, sizeof url, r->addr.ip, r->addr.port);
+    mq_peer_opts o = {.reconnect_ivl_ms = 100, .reconnect_ivl_max_ms = 1000};
+    mq_peer *p = gw_calloc(1, sizeof *p);
+    if (p && mq_peer_open(p, c->loop, url, &o, NULL, NULL) == 0) {
+        r->hb = p;
+        r->hb_open = 1;
+        r->hb_opened_ms = uv_now(c->loop);
+        return;
+    }
+    gw_free(p);
+    r->hb = NULL;
+    r->hb_open = 0;
+    LOG_ERROR("GW-REG-LINK", "cannot open a link to register %s", url);
+}
+
+static void reg_link_dropped(mq_peer *p)
+{
+    cluster *c = p->arg;
+    gw_free(p);
+    c->pending--;
+}
+
+/* A register silent for longer than node_timeout: replace the link. After a
+ * network cut the old TCP connection may sit in retransmission backoff for many
+ * seconds; a fresh one is tried at once, so a host whose link came back rejoins
+ * without that wait. */
+static void reg_links_refresh(cluster *c, uint64_t now)
+{
+    for (size_t i = 0; i < c->nregs; i++) {
+        cluster_reg *r = &c->regs[i];
+        if (!r->configured || !r->hb_open)
+            continue;
+        int silent = r->last_roster_ms == 0 || now - r->last_roster_ms > c->cfg.node_timeout_ms;
+        if (!silent || now - r->hb_opened_ms < c->cfg.node_timeout_ms)
+            continue;
+        mq_peer *old = r->hb;
+        old->arg = c;
+        c->pending++;
+        mq_peer_close(old, reg_link_dropped);
+        reg_link_open(c, r);
+    }
+}
+
 /* ---- heartbeats ---- */
 
 static void send_heartbeats(cluster *c)
@@ -728,7 +778,7 @@ static void send_heartbeats(cluster *c)
             continue;
         /* One pending heartbeat per register at most: while a register is
          * unreachable the old one waits and newer ones are skipped. */
-        if (r->hb.queued_msgs > 0)
+        if (r->hb->queued_msgs > 0)
             continue;
         int want = r->last_roster_ms == 0 ||
                    uv_now(c->loop) - r->last_roster_ms > c->cfg.node_timeout_ms;
@@ -741,7 +791,7 @@ static void send_heartbeats(cluster *c)
             gwp_writer_finish(&w, c->has_key ? &c->key : NULL) < 0)
             break;
         const uint8_t *bytes = gwp_writer_bytes(&w, &len);
-        mq_peer_send(&r->hb, bytes, len);
+        mq_peer_send(r->hb, bytes, len);
     }
     gwp_writer_deinit(&w);
     gw_buf_deinit(&json);
@@ -770,7 +820,7 @@ static void warn_silent_registers(cluster *c, uint64_t now)
             r->silent_since_ms = 0;
             continue;
         }
-        if (!mq_peer_connected(&r->hb)) {
+        if (!mq_peer_connected(r->hb)) {
             r->silent_since_ms = 0; /* unreachable: nothing to say beyond the obvious */
             continue;
         }
@@ -797,6 +847,7 @@ static void check_cb(uv_timer_t *t)
     uint64_t now = uv_now(c->loop);
     recompute(c);
     warn_silent_registers(c, now);
+    reg_links_refresh(c, now);
     /* Clients do not heartbeat: ask again while no roster is known. */
     if (c->cfg.heartbeat_ms == 0 && (c->last_roster_ms == 0))
         send_heartbeats(c);
@@ -894,13 +945,7 @@ int cluster_start(cluster **out, uv_loop_t *loop, const cluster_cfg *cfg, const 
         cluster_reg *r = &c->regs[i];
         r->addr = cfg->registers[i];
         r->configured = 1;
-        char url[48];
-        mq_tcp_url(url, sizeof url, r->addr.ip, r->addr.port);
-        mq_peer_opts o = {.reconnect_ivl_ms = 100, .reconnect_ivl_max_ms = 1000};
-        if (mq_peer_open(&r->hb, loop, url, &o, NULL, NULL) == 0)
-            r->hb_open = 1;
-        else
-            LOG_ERROR("GW-REG-LINK", "cannot open a link to register %s", url);
+        reg_link_open(c, r);
     }
 
     uv_prepare_init(loop, &c->flush);
@@ -963,6 +1008,7 @@ static void inbox_closed(mq_inbox *ib)
 static void reg_closed(mq_peer *p)
 {
     cluster *c = p->arg;
+    gw_free(p);
     c->pending--;
     maybe_finish_stop(c);
 }
@@ -985,9 +1031,9 @@ void cluster_stop(cluster *c, void (*done)(void *arg), void *arg)
     for (size_t i = 0; i < c->nregs; i++)
         if (c->regs[i].hb_open) {
             c->regs[i].hb_open = 0;
-            c->regs[i].hb.arg = c;
+            c->regs[i].hb->arg = c;
             c->pending++;
-            mq_peer_close(&c->regs[i].hb, reg_closed);
+            mq_peer_close(c->regs[i].hb, reg_closed);
         }
     c->pending++;
     mq_inbox_close(&c->inbox, inbox_closed);

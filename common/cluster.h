@@ -63,6 +63,7 @@ typedef struct cluster_stats {
     uint64_t batches_out;
     uint64_t frames_out;
     uint64_t send_errors;
+    uint64_t dropped_peer_gone; /* batches still waiting for a peer that left: dropped */
     uint64_t rosters_in;
 } cluster_stats;
 

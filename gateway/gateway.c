@@ -919,6 +919,7 @@ const gw_gateway_stats *gw_gateway_get_stats(gw_gateway *gw)
         const cluster_stats *cs = cluster_get_stats(gw->cl);
         gw->stats.internal_dropped_auth = cs->dropped_auth;
         gw->stats.internal_dropped_malformed = cs->dropped_malformed;
+        gw->stats.internal_dropped_peer_gone = cs->dropped_peer_gone;
     }
     return &gw->stats;
 }

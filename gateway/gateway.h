@@ -37,6 +37,7 @@ typedef struct gw_gateway_stats {
     uint64_t http_requests; /* static files served (gateway.static_dir) */
     uint64_t internal_dropped_auth;      /* internal batches refused: HMAC missing or wrong */
     uint64_t internal_dropped_malformed; /* internal batches refused: malformed */
+    uint64_t internal_dropped_peer_gone; /* batches for a peer that left, dropped */
     uint64_t queue_bytes; /* bytes waiting for workers (sent queues and the hold queue) */
     uint32_t connections;
     uint32_t workers;

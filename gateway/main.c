@@ -38,6 +38,7 @@ static void publish(void *obj, gw_shstats *s)
     C(http_requests);
     C(internal_dropped_auth);
     C(internal_dropped_malformed);
+    C(internal_dropped_peer_gone);
 #undef C
     gw_shstats_gauge(s, "connections", st->connections);
     gw_shstats_gauge(s, "queue_depth", st->queue_bytes);

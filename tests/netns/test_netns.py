@@ -571,15 +571,12 @@ class MultiHost(unittest.TestCase):
         self.assertTrue(self.expect(c, lambda m: m.startswith('ack:0.1:D'), send='seq:0.1'))
         self.clear_inboxes()
 
-    @unittest.expectedFailure
     def test_4b_clients_of_a_returning_gateway(self):
-        """KNOWN BUG (reported, issue 7): a gateway that was cut off and comes back
-        keeps its clients, but the workers of the other hosts ran on_close for the
-        ones bound to them when that gateway left the roster; the gateway, whose view
-        was frozen meanwhile, never noticed, so after the rejoin those clients' events
-        reach workers that consider them closed, without a new on_connect. Expected:
-        such clients are closed by their gateway (or re-announced with on_connect).
-        Runs after test_4."""
+        """A gateway that was cut off and comes back keeps its clients, while the
+        workers of the other hosts ran on_close for the ones bound to them when that
+        gateway left the roster. When such a client speaks again, its worker runs
+        on_connect first (docs/DESIGN.md): no events after on_close without a new
+        on_connect. Runs after test_4."""
         stale = [c for c in self.dclients if not c.ws.closed and c.host != 'D']
         self.assertTrue(stale, 'no client of D bound to another host survived the cut')
         zombies = []
