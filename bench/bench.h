@@ -86,6 +86,7 @@ typedef struct opts {
     uint32_t limit;
     double early_tolerance; /* seconds */
     int from_handshake;     /* heartbeat: silent clients send nothing at all */
+    double spread; /* heartbeat: seconds over which silent clients send their last message */
     uint32_t msgs_per_conn;
     int json;
     int verbose;

@@ -95,6 +95,10 @@ static void usage(FILE *f)
         "                              deadline counts from the handshake as the client saw\n"
         "                              it (late by up to one generator loop iteration while\n"
         "                              connecting, so closes may look early)\n"
+        "      --spread SEC            heartbeat: silent clients send their last message\n"
+        "                              over the first SEC seconds of the load, so that their\n"
+        "                              deadlines are spread as much (default: 1, or a\n"
+        "                              quarter of interval x limit if shorter)\n"
         "      --early-tolerance MS    heartbeat: a close more than MS before the deadline\n"
         "                              counts as early, a failure (default 5)\n"
         "\n"
@@ -216,6 +220,7 @@ enum {
     OPT_LIMIT,
     OPT_TOLERANCE,
     OPT_FROM_HANDSHAKE,
+    OPT_SPREAD,
 };
 
 static void parse_args(opts *o, int argc, char **argv)
@@ -251,6 +256,7 @@ static void parse_args(opts *o, int argc, char **argv)
         {"limit", required_argument, NULL, OPT_LIMIT},
         {"early-tolerance", required_argument, NULL, OPT_TOLERANCE},
         {"from-handshake", no_argument, NULL, OPT_FROM_HANDSHAKE},
+        {"spread", required_argument, NULL, OPT_SPREAD},
         {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
@@ -382,6 +388,9 @@ static void parse_args(opts *o, int argc, char **argv)
         case OPT_FROM_HANDSHAKE:
             o->from_handshake = 1;
             break;
+        case OPT_SPREAD:
+            o->spread = parse_double(optarg, "--spread", 0.001, 86400);
+            break;
         case OPT_TOLERANCE:
             o->early_tolerance = parse_double(optarg, "--early-tolerance", 0, 1e6) / 1000.0;
             break;
@@ -431,8 +440,14 @@ static void parse_args(opts *o, int argc, char **argv)
         if (o->hb_interval >= o->interval * o->limit)
             fprintf(stderr, "gw-bench: warning: --heartbeat-interval >= interval x limit: "
                             "beating clients will be closed\n");
+        if (o->spread <= 0) {
+            o->spread = o->interval * o->limit / 4;
+            if (o->spread > 1.0)
+                o->spread = 1.0;
+        }
         if (o->duration < 0)
-            o->duration = o->interval * o->limit + o->interval + 2;
+            o->duration =
+                o->interval * o->limit + o->interval + 2 + (o->spread > 1 ? o->spread : 0);
     }
     if (o->mode == MODE_IDLE && o->hb_interval > 0 && o->hb_msg == NULL)
         die_usage("--heartbeat-interval needs --heartbeat-msg");
@@ -986,15 +1001,15 @@ static void report(run *r, const summary *s, int ok)
     case MODE_HEARTBEAT:
         gw_buf_printf(
             &j,
-            ",\"interval\":%g,\"limit\":%u,\"beating\":%u,\"reference\":\"%s\""
+            ",\"interval\":%g,\"limit\":%u,\"spread\":%g,\"beating\":%u,\"reference\":\"%s\""
             ",\"silent_last_msgs\":%" PRIu64 ",\"silent_closed\":%" PRIu64
             ",\"close_frame\":%" PRIu64 ",\"close_eof\":%" PRIu64 ",\"close_error\":%" PRIu64
             ",\"not_closed\":%" PRIu64 ",\"early\":%" PRIu64
             ",\"min_delay_ms\":%.3f,\"beating_closed\":%" PRIu64 ",\"heartbeats_sent\":%" PRIu64,
-            o->interval, o->limit, o->beating, o->from_handshake ? "handshake" : "last_message",
-            st->silent_msgs, st->silent_closed, st->closes_by_code[0], st->closes_by_code[1],
-            st->closes_by_code[2], st->not_closed, st->silent_early, (double)st->early_min_ns / 1e6,
-            st->beating_closed, st->hb_sent);
+            o->interval, o->limit, o->spread, o->beating,
+            o->from_handshake ? "handshake" : "last_message", st->silent_msgs, st->silent_closed,
+            st->closes_by_code[0], st->closes_by_code[1], st->closes_by_code[2], st->not_closed,
+            st->silent_early, (double)st->early_min_ns / 1e6, st->beating_closed, st->hb_sent);
         fmt_hist(&j, "close_delay_us", &s->lat, 1);
         break;
     }

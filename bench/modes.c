@@ -453,7 +453,7 @@ static int bc_finished(bthread *t)
 
 /* Sends the heartbeat message to the share of (beating) connections due this tick. */
 /* Heartbeat mode: each silent client sends one last message, spread over the first
- * second of the load (a quarter of interval x limit if shorter), and its close delay is
+ * second of the load (a quarter of interval x limit if shorter; --spread), and its close delay is
  * measured from that send rather than from the handshake: the send time is taken while
  * the generator's loop is quiet and always precedes the server's read of it, so a close
  * measured as early really was early. */
@@ -462,9 +462,7 @@ static void silent_last_messages(bthread *t, size_t len)
     run *r = t->r;
     if (t->silent_pos >= t->nconns)
         return;
-    double spread = r->o.interval * r->o.limit / 4;
-    if (spread > 1.0)
-        spread = 1.0;
+    double spread = r->o.spread; /* --spread; default min(1 s, interval x limit / 4) */
     double per_tick = (double)t->nconns * (TICK_MS * 5 / 1000.0) / spread + t->silent_carry;
     uint32_t n = (uint32_t)per_tick;
     t->silent_carry = per_tick - n;
