@@ -266,11 +266,18 @@ class SupCluster:
             'every process running', timeout)
 
     def wait_linked(self, timeout=20):
-        """Running, and every worker linked to every gateway (events can flow)."""
+        """Running, and every worker linked to every gateway in both directions: each
+        worker knows every gateway and each gateway can route to every worker (the two
+        learn of each other from different roster publications, so one side alone is
+        not enough: a gateway that has not yet seen a worker routes all new clients to
+        the others)."""
         ng = self.conf['gateway']['count']
+        nw = self.conf['businessworker']['count']
         return self.wait_status(
             lambda st: all(p['state'] == 'running' for p in st['processes']) and all(
-                p['connections'] == ng for p in st['processes'] if p['role'] == 'businessworker'),
+                p['connections'] == ng for p in st['processes'] if p['role'] == 'businessworker')
+            and all(p['stats'].get('workers') == nw for p in st['processes']
+                    if p['role'] == 'gateway'),
             'every worker linked to the gateways', timeout)
 
     def metrics(self, path='/metrics'):
