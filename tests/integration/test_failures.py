@@ -1,7 +1,7 @@
 """Failure behaviour under the supervisor, with traffic flowing (issue 4):
 
 - a business worker SIGKILLed under load: clients stay connected, the master
-  restarts it, and their new events are answered again;
+  restarts it, and their new events flow again within 2 s;
 - the register SIGKILLed, or frozen for longer than node_timeout: client traffic
   goes on, and the nodes register again when it is back;
 - a gateway SIGKILLed: its clients are disconnected (unavoidable), the workers
@@ -86,33 +86,47 @@ class Failures(unittest.TestCase):
         t = Traffic(c, 8)
         for _ in range(20):
             t.round()
-        victim = c.procs('businessworker')[0]
         served = []
         for ws in t.clients:
             ws.send('whoami')
             served.append(json.loads(ws.recv())['pid'])
-        self.assertIn(victim['pid'], served, 'the victim serves none of the clients')
+        # The victim is the worker of the first client (least-connections routing
+        # spreads the clients over both, but the test does not depend on it).
+        victim = next(p for p in c.procs('businessworker') if p['pid'] == served[0])
         os.kill(victim['pid'], signal.SIGKILL)
         killed = time.monotonic()
-        # Every client: new requests are answered again. A request sent in the
+        # Issue 4: new events flow within 2 s of the kill. A request sent in the
         # instant after the kill may be lost with the dead process (nanomsg takes it
-        # into a connection it has not yet seen close: at-most-once), so each client
-        # sends a new one every half second until one is answered.
-        for ws in t.clients:
-            end = killed + 15
-            while True:
-                self.assertLess(time.monotonic(), end, 'no answer within 15 s of the kill')
-                t.seq += 1
-                ws.send('echo:r%d' % t.seq)
-                try:
-                    t.expect(ws, 'r%d' % t.seq, timeout=0.5)
-                    break
-                except TimeoutError:
-                    continue
-        flowing = time.monotonic() - killed
-        print('events of every client answered again %.3f s after the SIGKILL (%d of %d clients '
-              'were on the killed worker)' % (flowing, served.count(victim['pid']), len(served)))
-        self.assertLess(flowing, 15)
+        # into a connection it has not yet seen close: at-most-once), so every client
+        # not yet answered sends a new request every 0.2 s; for each client, the send
+        # time of its first request that is answered is when its events flowed again
+        # (when the answer arrives also depends on how loaded the machine is).
+        sent = {i: {} for i in range(len(t.clients))}  # client -> seq -> send time
+        flowed = {}
+        while len(flowed) < len(t.clients):
+            self.assertLess(time.monotonic() - killed, 15, 'no answer within 15 s of the kill '
+                            '(clients answered: %r)' % sorted(flowed))
+            for i, ws in enumerate(t.clients):
+                if i not in flowed:
+                    t.seq += 1
+                    ws.send('echo:r%d' % t.seq)
+                    sent[i][t.seq] = time.monotonic()
+            window = time.monotonic() + 0.2
+            while time.monotonic() < window and len(flowed) < len(t.clients):
+                for i, ws in enumerate(t.clients):
+                    if i in flowed:
+                        continue
+                    try:
+                        got = ws.recv(timeout=0.01)
+                    except TimeoutError:
+                        continue
+                    seq = int(got[1:]) if got.startswith('r') else None
+                    self.assertIn(seq, sent[i], 'unexpected answer %r' % got)
+                    flowed[i] = sent[i][seq] - killed
+        worst = max(flowed.values())
+        print('events of every client flowed again %.3f s after the SIGKILL (%d of %d clients '
+              'were on the killed worker)' % (worst, served.count(victim['pid']), len(served)))
+        self.assertLess(worst, 2.0, 'a client\'s events did not flow within 2 s of the kill')
         self.assertTrue(t.all_open(), 'a client was disconnected by a worker crash')
         # The master restarted it.
         c.wait_status(lambda st: any(p['role'] == 'businessworker' and p['index'] == victim['index']
