@@ -598,10 +598,10 @@ def cmd_doc(args):
     with open(out, 'w') as f:
         f.write('\n'.join(d.lines).rstrip() + '\n')
 
-def cmd_hbmerge(args):
-    """hbmerge RESULTS key=value ... -- files: merges heartbeat generator outputs"""
-    out = args[0]
-    rest = args[1:]
+def merge_args(args):
+    """RESULTS key=value ... -- files -> (RESULTS, record of the key=values, files, the
+    generators' last JSON lines that could be read, whether every one says ok)."""
+    out, rest = args[0], args[1:]
     i = rest.index('--')
     kvs, files = rest[:i], rest[i + 1:]
     rec = {}
@@ -610,7 +610,11 @@ def cmd_hbmerge(args):
         rec[k] = parse_val(v)
     gs = [last_json(f) for f in files]
     ok = all(g and g.get('ok') for g in gs)
-    gs = [g for g in gs if g]
+    return out, rec, files, [g for g in gs if g], ok
+
+def cmd_hbmerge(args):
+    """hbmerge RESULTS key=value ... -- files: merges heartbeat generator outputs"""
+    out, rec, files, gs, ok = merge_args(args)
     def s(k):
         return sum(g.get(k, 0) for g in gs)
     rec.update(silent_closed=s('silent_closed'), not_closed=s('not_closed'), early=s('early'),
@@ -645,17 +649,8 @@ def cmd_hbmerge(args):
     return 0 if ok else 1
 
 def cmd_idlemerge(args):
-    out = args[0]
-    rest = args[1:]
-    i = rest.index('--')
-    kvs, files = rest[:i], rest[i + 1:]
-    rec = {}
-    for kv in kvs:
-        k, _, v = kv.partition('=')
-        rec[k] = parse_val(v)
-    gs = [last_json(f) for f in files]
-    ok = all(g and g.get('ok') for g in gs)
-    gs = [g for g in gs if g]
+    """idlemerge RESULTS key=value ... -- files: merges idle generator outputs"""
+    out, rec, files, gs, ok = merge_args(args)
     rec['held'] = sum(g.get('held', 0) for g in gs)
     rec['failed'] = sum(g.get('conn_fail', 0) for g in gs)
     rec['closed_early'] = sum(g.get('closed_early', 0) for g in gs)
