@@ -272,15 +272,14 @@ def cmd_doc(args):
         d.p(meta['noise'].rstrip())
         d.p('```')
         d.p()
-    if True:
-        d.p('Throughput and latency move with the load on the machine (both cores are shared by '
-            'generator and server); the **server CPU per message** (utime + stime of every server process, '
-            'from `/proc/PID/stat`, over the measured window, divided by the messages of the window) '
-            'is the figure that stays meaningful, and it is what the CPU targets are judged on. '
-            'Each scenario notes the load average at its start and end; measurements are repeated '
-            '(%d runs, interleaved across the three servers; 5 for the 100 × 1 latency comparison) and the '
-            'median is reported.' % meta['reps'])
-        d.p()
+    d.p('Throughput and latency move with the load on the machine (both cores are shared by '
+        'generator and server); the **server CPU per message** (utime + stime of every server process, '
+        'from `/proc/PID/stat`, over the measured window, divided by the messages of the window) '
+        'is the figure that stays meaningful, and it is what the CPU targets are judged on. '
+        'Each scenario notes the load average at its start and end; measurements are repeated '
+        '(%d runs, interleaved across the three servers; 5 for the 100 × 1 latency comparison) and the '
+        'median is reported.' % meta['reps'])
+    d.p()
 
     # ---------------- targets summary (filled below, printed first) --------------
     targets = []
