@@ -113,6 +113,14 @@ class Doc:
         self.lines = []
     def p(self, s=''):
         self.lines.append(s)
+    def code(self, text, intro=None):
+        """An optional introducing paragraph, then text in a fenced block."""
+        if intro:
+            self.p(intro)
+            self.p()
+        self.p('```')
+        self.p(text)
+        self.p('```')
     def table(self, head, rows):
         self.p('| ' + ' | '.join(head) + ' |')
         self.p('|' + '|'.join(['---'] * len(head)) + '|')
@@ -172,52 +180,32 @@ def profile_block(d, resdir, name, title):
     meta = read(base + '.cmd.txt')
     samples = read(base + '.samples.txt')
     if meta:
-        d.p('```')
-        d.p(meta.strip() + ('\n# ' + samples.strip() if samples else ''))
-        d.p('```')
+        d.code(meta.strip() + ('\n# ' + samples.strip() if samples else ''))
     sc = read(base + '.syscalls.txt')
     if sc:
-        d.p('System calls and context switches (`perf stat`, per thread; threads other than the '
-            'first of a process are nanomsg\'s and libuv\'s):')
-        d.p()
-        d.p('```')
-        d.p(sc.rstrip())
-        d.p('```')
+        d.code(sc.rstrip(),
+               'System calls and context switches (`perf stat`, per thread; threads other than the '
+               'first of a process are nanomsg\'s and libuv\'s):')
     by_tid = read(base + '.tid.txt')
     if by_tid:
-        d.p('Share by thread (thread id:command; a process\'s first thread is its libuv loop, the '
-            'others are nanomsg\'s I/O threads):')
-        d.p()
-        d.p('```')
-        d.p(by_tid.rstrip())
-        d.p('```')
+        d.code(by_tid.rstrip(),
+               'Share by thread (thread id:command; a process\'s first thread is its libuv loop, the '
+               'others are nanomsg\'s I/O threads):')
     if by_proc:
-        d.p('Share by process and binary:')
-        d.p()
-        d.p('```')
-        d.p(by_proc.rstrip())
-        d.p('```')
+        d.code(by_proc.rstrip(),
+               'Share by process and binary:')
     incl = read(base + '.incl.txt')
     if incl:
-        d.p('Time inside each system call, children included (`perf report --children`; the first '
-            'column is inclusive, the second self): on loopback a write also runs the receiving '
-            'side\'s TCP input in the writer\'s context (softirq), so `writev`/`write` carry the '
-            'delivery to the peer socket too:')
-        d.p()
-        d.p('```')
-        d.p(incl.rstrip())
-        d.p('```')
-    d.p('Hottest symbols (all processes profiled, kernel `[k]` included):')
-    d.p()
-    d.p('```')
-    d.p(by_sym.rstrip())
-    d.p('```')
+        d.code(incl.rstrip(),
+               'Time inside each system call, children included (`perf report --children`; the first '
+               'column is inclusive, the second self): on loopback a write also runs the receiving '
+               'side\'s TCP input in the writer\'s context (softirq), so `writev`/`write` carry the '
+               'delivery to the peer socket too:')
+    d.code(by_sym.rstrip(),
+           'Hottest symbols (all processes profiled, kernel `[k]` included):')
     if by_user:
-        d.p('Hottest user-space symbols only (the project\'s own code and its libraries):')
-        d.p()
-        d.p('```')
-        d.p(by_user.rstrip())
-        d.p('```')
+        d.code(by_user.rstrip(),
+               'Hottest user-space symbols only (the project\'s own code and its libraries):')
     d.p()
 
 def cmd_doc(args):
@@ -268,9 +256,7 @@ def cmd_doc(args):
         'above 5 %% CPU when the run started: %s' % ('none' if not meta.get('noise') else ''))
     d.p()
     if meta.get('noise'):
-        d.p('```')
-        d.p(meta['noise'].rstrip())
-        d.p('```')
+        d.code(meta['noise'].rstrip())
         d.p()
     d.p('Throughput and latency move with the load on the machine (both cores are shared by '
         'generator and server); the **server CPU per message** (utime + stime of every server process, '
