@@ -549,8 +549,17 @@ static void on_frame(cluster *cl, const gwp_sender *from, const gwp_frame *f, vo
         drain_answer(w, from, 2);
         return;
     case GWP_DRAIN:
-        if (from->role == GWP_ROLE_GATEWAY && f->aux == 1)
+        if (from->role == GWP_ROLE_GATEWAY && f->aux == GWP_DRAIN_ACK) {
+            /* Every event this gateway sent before the ACK has been handled (the
+             * link is ordered) and the commands they caused are queued ahead of
+             * this answer: it may give their clients to other workers now. */
+            cluster_peer *p = cluster_peer_find(w->cl, from->ip, from->port);
+            if (p) {
+                gwp_frame rel = {.cmd = GWP_DRAIN, .aux = GWP_DRAIN_RELEASE};
+                cluster_send(w->cl, p, &rel);
+            }
             drain_answer(w, from, 1);
+        }
         return;
     default:
         break;
@@ -688,7 +697,7 @@ static void note_gateway(cluster_peer *p, void *arg)
 {
     gw_worker *w = arg;
     w->drain_wait[w->ndrain_wait++] = (uint64_t)p->ip << 16 | p->port;
-    gwp_frame f = {.cmd = w->drain_phase == 1 ? GWP_DRAIN : GWP_PING};
+    gwp_frame f = {.cmd = w->drain_phase == 1 ? GWP_DRAIN : GWP_PING, .aux = GWP_DRAIN_REQUEST};
     cluster_send(w->cl, p, &f);
 }
 

@@ -37,8 +37,9 @@ int gw_worker_start(gw_worker **out, uv_loop_t *loop, const gw_config *cfg, int 
 /* Graceful stop (also what a reload does): asks every gateway to route no new
  * clients here and to move this worker's clients to other workers; keeps
  * handling the events the gateways had already sent until each acknowledged
- * (the acknowledgement follows the last such event on the same ordered link);
- * then checks that its own last commands arrived (ping/pong), calls
+ * (the acknowledgement follows the last such event on the same ordered link),
+ * and answers each acknowledgement with a release, after which that gateway
+ * sends the clients' held new events to other workers (in order); then checks that its own last commands arrived (ping/pong), calls
  * on_worker_stop and leaves the cluster. No event is lost and no client is
  * disconnected. Bounded by supervisor.stop_timeout. `done` runs once everything
  * is closed. A second call skips whatever is left of the drain. */

@@ -90,6 +90,13 @@ enum gwp_cmd {
     GWP_DRAIN = 92,
 };
 
+/* aux of GWP_DRAIN: a worker asks to drain (REQUEST), the gateway acknowledges on
+ * the same ordered link after every event it had sent (ACK), the worker answers
+ * the ACK once it has handled all of them (RELEASE): only then does the gateway
+ * send its clients' new events to other workers, so a client's events stay in
+ * order across the move. */
+enum { GWP_DRAIN_REQUEST = 0, GWP_DRAIN_ACK = 1, GWP_DRAIN_RELEASE = 2 };
+
 /* Reader and writer errors: negative, distinct from -errno values. The writer also
  * returns -ENOMEM, -EINVAL (misuse), -E2BIG (a length beyond u32) and -EIO
  * (libcrypto failure). */

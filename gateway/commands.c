@@ -594,13 +594,18 @@ static void cmd_ping(gw_gateway *gw, const gwp_sender *from, const gwp_frame *f)
     cluster_send(gw->cl, p, &r);
 }
 
+/* DRAIN from a worker: aux 0 asks to drain, aux 2 releases its clients (it has
+ * handled every event sent before our acknowledgement, aux 1). */
 static void cmd_drain(gw_gateway *gw, const gwp_sender *from, const gwp_frame *f)
 {
-    (void)f;
     if (from->role != GWP_ROLE_WORKER)
         return;
     cluster_peer *p = cluster_peer_get(gw->cl, from->ip, from->port, from->role);
-    if (p)
+    if (p == NULL)
+        return;
+    if (f->aux == GWP_DRAIN_RELEASE)
+        gw_worker_released(gw, p);
+    else
         gw_worker_drain(gw, p);
 }
 

@@ -245,8 +245,12 @@ static worker_slot *bind_worker(gw_gateway *gw, gw_conn *c)
 {
     if (c->worker) {
         worker_slot *w = &gw->workers[c->worker - 1];
-        if (routable(w) && w->gen == c->worker_gen)
-            return w;
+        if (w->peer != NULL && w->gen == c->worker_gen) {
+            if (!w->draining)
+                return w;
+            if (w->handoff)
+                return NULL; /* held: its worker has not handled the earlier ones yet */
+        }
         unbind_worker(gw, c);
     }
     worker_slot *w = pick_worker(gw);
@@ -277,12 +281,12 @@ static void hold(gw_gateway *gw, uint8_t cmd, uint16_t aux, uint32_t conn, const
     if (gw->held_count >= HOLD_MAX_EVENTS ||
         gw->held_bytes + a_len + b_len > gw->cfg->gateway.worker_queue_limit) {
         gw->stats.events_dropped++;
-        LOG_RL(GW_LOG_WARN, "GW-HOLD-FULL", "no business worker alive and the hold queue is "
-                                            "full: %s for client %u dropped",
+        LOG_RL(GW_LOG_WARN, "GW-HOLD-FULL", "the hold queue is full (no business worker "
+                                            "alive, or clients moving): %s for client %u dropped",
                gwp_cmd_name(cmd), conn);
         gw_conn *c = gw_conn_find(gw, conn);
         if (c)
-            conn_destroy(c, "event lost while no worker was alive");
+            conn_destroy(c, "event lost: the hold queue was full");
         return;
     }
     held_event *h = gw_malloc(sizeof *h + a_len + b_len);
@@ -309,7 +313,7 @@ static void hold(gw_gateway *gw, uint8_t cmd, uint16_t aux, uint32_t conn, const
     gw->held_bytes += a_len + b_len;
     gw->held_count++;
     gw->stats.events_held++;
-    if (gw->held_count == 1)
+    if (gw->held_count == 1 && gw->nworkers_routable == 0)
         LOG_WARN("GW-NO-WORKER", "no business worker alive: holding client events for up to %.1f s",
                  gw->cfg->gateway.worker_wait_timeout);
     ensure_timer(gw);
@@ -524,6 +528,7 @@ static void on_peer_up(cluster *cl, cluster_peer *p, void *arg)
     w->bound = 0;
     w->congested = 0;
     w->draining = 0;
+    w->handoff = 0;
     p->user = (void *)(uintptr_t)(i + 1);
     gw->nworkers_alive++;
     gw->nworkers_routable++;
@@ -537,7 +542,7 @@ static void on_roster(cluster *cl, void *arg)
 {
     gw_gateway *gw = arg;
     (void)cl;
-    if (gw->held_head && gw->nworkers_routable > 0) {
+    if (gw->held_head && gw->nworkers_routable > 0 && gw->nhandoff == 0) {
         LOG_INFO("GW-WORKER-BACK", "%u workers available: delivering %u held events",
                  gw->nworkers_routable, gw->held_count);
         replay_held(gw);
@@ -553,6 +558,11 @@ static void on_peer_down(cluster *cl, cluster_peer *p, void *arg)
     /* Take the slot out of service first so re-routing picks other workers. */
     if (!w->draining)
         gw->nworkers_routable--;
+    int was_handoff = w->handoff;
+    if (w->handoff) {
+        w->handoff = 0;
+        gw->nhandoff--;
+    }
     w->peer = NULL;
     w->gen++;
     w->bound = 0;
@@ -562,6 +572,10 @@ static void on_peer_down(cluster *cl, cluster_peer *p, void *arg)
     p->user = NULL;
     cluster_peer_drain_frames(cl, p, route_frame, gw);
     resume_paused(gw, w);
+    /* Gone before it released its clients: what was held for them follows the
+     * frames it never got. */
+    if (was_handoff && gw->nhandoff == 0 && gw->held_head && gw->nworkers_routable > 0)
+        replay_held(gw);
 }
 
 void gw_worker_drain(gw_gateway *gw, cluster_peer *p)
@@ -569,13 +583,30 @@ void gw_worker_drain(gw_gateway *gw, cluster_peer *p)
     worker_slot *w = slot_of_peer(gw, p);
     if (w && !w->draining) {
         w->draining = 1;
+        w->handoff = 1;
         gw->nworkers_routable--;
-        LOG_INFO("GW-WORKER-DRAIN", "worker %s is draining: its %u clients move to other workers",
+        gw->nhandoff++;
+        LOG_INFO("GW-WORKER-DRAIN", "worker %s is draining: its %u clients move to other workers "
+                                    "once it has handled their earlier events",
                  p->addr, w->bound);
     }
     /* Acknowledge after everything already queued for it (same ordered link). */
-    gwp_frame ack = {.cmd = GWP_DRAIN, .aux = 1};
+    gwp_frame ack = {.cmd = GWP_DRAIN, .aux = GWP_DRAIN_ACK};
     cluster_send(gw->cl, p, &ack);
+}
+
+void gw_worker_released(gw_gateway *gw, cluster_peer *p)
+{
+    worker_slot *w = slot_of_peer(gw, p);
+    if (w == NULL || !w->handoff)
+        return;
+    w->handoff = 0;
+    gw->nhandoff--;
+    LOG_INFO("GW-WORKER-DRAIN", "worker %s handled its clients' earlier events: %u held "
+                                "events go to other workers",
+             p->addr, gw->held_count);
+    if (gw->nhandoff == 0 && gw->held_head && gw->nworkers_routable > 0)
+        replay_held(gw);
 }
 
 static void on_peer_drain(cluster *cl, cluster_peer *p, void *arg)

@@ -90,6 +90,8 @@ typedef struct worker_slot {
     uint32_t bound; /* clients this gateway bound to it */
     int congested;
     int draining; /* it asked for no more clients (stopping or reloading) */
+    int handoff;  /* draining, and its clients' new events wait in the hold queue
+                   * until it has handled the ones it already has (RELEASE) */
     uint32_t *paused; /* ids of clients whose reads are paused for it */
     uint32_t npaused, cap_paused;
 } worker_slot;
@@ -133,6 +135,7 @@ struct gw_gateway {
     uint32_t nworkers_cap;
     uint32_t nworkers_alive;
     uint32_t nworkers_routable; /* alive and not draining */
+    uint32_t nhandoff;          /* slots with handoff set */
 
     held_event *held_head, *held_tail;
     size_t held_bytes;
@@ -208,10 +211,13 @@ void gw_unmark_dirty(gw_gateway *gw, gw_conn *c);
 void gw_schedule(gw_gateway *gw, gw_conn *c, uint64_t deadline_ms);
 /* Called by conn.c once a connection left OPEN: drops it from the indexes. */
 void gw_conn_detach(gw_gateway *gw, gw_conn *c);
-/* A worker asked to drain: route nothing new to it, re-bind its clients at
- * their next event, and acknowledge on the same link (after every event already
- * sent to it). */
+/* A worker asked to drain: route nothing new to it, hold its clients' new events
+ * until it releases them (gw_worker_released; or it leaves), and acknowledge on
+ * the same link (after every event already sent to it). */
 void gw_worker_drain(gw_gateway *gw, cluster_peer *p);
+/* The draining worker p handled every event sent to it before the drain
+ * acknowledgement: its clients' held events go to other workers now. */
+void gw_worker_released(gw_gateway *gw, cluster_peer *p);
 
 /* commands.c: a frame from a worker or API client. */
 void gw_on_frame(cluster *cl, const gwp_sender *from, const gwp_frame *f, void *arg);
