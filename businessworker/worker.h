@@ -39,8 +39,8 @@ int gw_worker_start(gw_worker **out, uv_loop_t *loop, const gw_config *cfg, int 
  * handling the events the gateways had already sent until each acknowledged
  * (the acknowledgement follows the last such event on the same ordered link),
  * and answers each acknowledgement with a release, after which that gateway
- * sends the clients' held new events to other workers (in order); then checks that its own last commands arrived (ping/pong), calls
- * on_worker_stop and leaves the cluster. No event is lost and no client is
+ * sends the clients' held new events to other workers (in order); then checks
+ * that its own last commands arrived (ping/pong), calls on_worker_stop and leaves the cluster. No event is lost and no client is
  * disconnected. Bounded by supervisor.stop_timeout. `done` runs once everything
  * is closed. A second call skips whatever is left of the drain. */
 void gw_worker_stop(gw_worker *w, void (*done)(void *), void *arg);

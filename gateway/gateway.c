@@ -368,6 +368,17 @@ static void replay_held(gw_gateway *gw)
     }
 }
 
+/* Held events go out once a worker can take them and no draining worker still
+ * has earlier events of its clients (a handoff). */
+static void replay_held_if_ready(gw_gateway *gw)
+{
+    if (gw->held_head && gw->nworkers_routable > 0 && gw->nhandoff == 0) {
+        LOG_INFO("GW-WORKER-BACK", "%u workers available: delivering %u held events",
+                 gw->nworkers_routable, gw->held_count);
+        replay_held(gw);
+    }
+}
+
 static void release_held_if_expired(gw_gateway *gw)
 {
     if (gw->held_head == NULL)
@@ -542,11 +553,7 @@ static void on_roster(cluster *cl, void *arg)
 {
     gw_gateway *gw = arg;
     (void)cl;
-    if (gw->held_head && gw->nworkers_routable > 0 && gw->nhandoff == 0) {
-        LOG_INFO("GW-WORKER-BACK", "%u workers available: delivering %u held events",
-                 gw->nworkers_routable, gw->held_count);
-        replay_held(gw);
-    }
+    replay_held_if_ready(gw);
 }
 
 static void on_peer_down(cluster *cl, cluster_peer *p, void *arg)
@@ -558,7 +565,6 @@ static void on_peer_down(cluster *cl, cluster_peer *p, void *arg)
     /* Take the slot out of service first so re-routing picks other workers. */
     if (!w->draining)
         gw->nworkers_routable--;
-    int was_handoff = w->handoff;
     if (w->handoff) {
         w->handoff = 0;
         gw->nhandoff--;
@@ -574,8 +580,7 @@ static void on_peer_down(cluster *cl, cluster_peer *p, void *arg)
     resume_paused(gw, w);
     /* Gone before it released its clients: what was held for them follows the
      * frames it never got. */
-    if (was_handoff && gw->nhandoff == 0 && gw->held_head && gw->nworkers_routable > 0)
-        replay_held(gw);
+    replay_held_if_ready(gw);
 }
 
 void gw_worker_drain(gw_gateway *gw, cluster_peer *p)
@@ -605,8 +610,7 @@ void gw_worker_released(gw_gateway *gw, cluster_peer *p)
     LOG_INFO("GW-WORKER-DRAIN", "worker %s handled its clients' earlier events: %u held "
                                 "events go to other workers",
              p->addr, gw->held_count);
-    if (gw->nhandoff == 0 && gw->held_head && gw->nworkers_routable > 0)
-        replay_held(gw);
+    replay_held_if_ready(gw);
 }
 
 static void on_peer_drain(cluster *cl, cluster_peer *p, void *arg)
